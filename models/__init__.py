@@ -1,0 +1,1 @@
+"""Model classes: long-format forecasters and scikit-learn style churn classifiers."""

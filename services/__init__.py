@@ -1,0 +1,1 @@
+"""Read path: the PredictiveAnalytics service and the read-only HTTP API."""
