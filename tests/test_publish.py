@@ -1,0 +1,84 @@
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from pipelines.publish import publish_churn_scores, publish_predictions
+
+AS_OF = date(2026, 3, 31)
+
+
+def _forecast(h: int = 5, shift: float = 0.0, dims=("total", "chat")) -> pd.DataFrame:
+    rows = []
+    for ws in ("ws-a", "ws-b"):
+        for dim in dims:
+            for i in range(1, h + 1):
+                v = 10.0 * i + shift
+                rows.append({"workspace_id": ws, "target_metric": "credits", "dimension": dim,
+                             "prediction_date": AS_OF + timedelta(days=i), "predicted_value": v,
+                             "confidence_lower": v - 1, "confidence_upper": v + 1, "confidence_level": 0.95,
+                             "model_version": "1"})
+    return pd.DataFrame(rows)
+
+
+def _rows(engine, table="predictions"):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(f"select * from analytics.{table} order by id")).all()
+
+
+def test_rerun_leaves_identical_rows(clean_db):
+    for _ in range(2):
+        with clean_db.begin() as conn:
+            publish_predictions(conn, _forecast(), "credit_consumption", AS_OF)
+    first = _rows(clean_db)
+    with clean_db.begin() as conn:
+        stats = publish_predictions(conn, _forecast(), "credit_consumption", AS_OF)
+    assert stats["changed"] == 0 and stats["deleted_stale"] == 0
+    assert _rows(clean_db) == first and len(first) == 2 * 2 * 5
+
+
+def test_shorter_horizon_replaces_stale_rows(clean_db):
+    with clean_db.begin() as conn:
+        publish_predictions(conn, _forecast(h=5), "credit_consumption", AS_OF)
+    with clean_db.begin() as conn:
+        stats = publish_predictions(conn, _forecast(h=3, shift=1.0, dims=("total",)), "credit_consumption", AS_OF)
+    assert stats["deleted_stale"] == 2 * 5 + 2 * 2
+    assert len(_rows(clean_db)) == 2 * 3
+
+
+def test_failed_publish_keeps_previous_predictions(clean_db):
+    with clean_db.begin() as conn:
+        publish_predictions(conn, _forecast(), "credit_consumption", AS_OF)
+    before = _rows(clean_db)
+    with pytest.raises(RuntimeError):
+        with clean_db.begin() as conn:
+            publish_predictions(conn, _forecast(shift=5.0), "credit_consumption", AS_OF)
+            raise RuntimeError("a later step of the same run failed")
+    assert _rows(clean_db) == before
+
+
+def test_predictions_must_be_after_as_of(clean_db):
+    bad = _forecast().assign(prediction_date=AS_OF)
+    with pytest.raises(ValueError, match="after the as-of date"):
+        with clean_db.begin() as conn:
+            publish_predictions(conn, bad.drop_duplicates(["workspace_id", "dimension"]), "credit_consumption", AS_OF)
+
+
+def test_churn_publish_is_idempotent_and_drops_unscored_users(clean_db):
+    frame = pd.DataFrame({
+        "workspace_id": ["ws-a", "ws-a", "ws-b"], "user_id": ["u1", "u2", "u3"],
+        "churn_probability": [0.9, 0.2, 0.5], "risk_score": [90, 20, 50],
+        "risk_factors": [[{"feature": "recency_days", "text": "no activity for 12 days"}]] * 3,
+        "recommended_actions": [[{"id": "reengage"}]] * 3, "days_until_churn": [5, None, 20],
+        "model_version": "3",
+    })
+    for _ in range(2):
+        with clean_db.begin() as conn:
+            publish_churn_scores(conn, frame, AS_OF)
+    first = _rows(clean_db, "churn_predictions")
+    assert len(first) == 3
+    with clean_db.begin() as conn:
+        stats = publish_churn_scores(conn, frame.iloc[:2], AS_OF)
+    assert stats == {"rows": 2, "changed": 0, "deleted_stale": 1}
+    assert _rows(clean_db, "churn_predictions") == [r for r in first if r.risk_score != 50]
