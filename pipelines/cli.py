@@ -83,6 +83,15 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """The nightly steps for one date without Airflow (backfills on the first run)."""
+    from pipelines.nightly import run_nightly
+
+    published = run_nightly(args.date, get_settings())
+    print(json.dumps(published, indent=2, default=str))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Main job: database, migrations, demo data, load, extract and features, then a summary."""
     from pipelines.demo import run_demo
@@ -115,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=text)
         sp.add_argument("--date", type=_date, required=True)
         sp.set_defaults(func=func)
+
+    r = sub.add_parser("run", help="run the nightly pipeline for DATE without Airflow")
+    r.add_argument("--date", type=_date, required=True)
+    r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="main job on demo data (see README)")
     d.add_argument("--workspaces", type=int, default=60)

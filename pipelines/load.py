@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -140,28 +142,29 @@ def _occurrence(valid: pd.DataFrame) -> pd.Series:
     return valid.groupby(cols, dropna=False, sort=False).cumcount()
 
 
-def _to_copy_csv(valid: pd.DataFrame, extra: pd.DataFrame | None) -> io.StringIO:
-    out = pd.DataFrame(
-        {
-            "event_time": valid["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00"),
-            "workspace_id": valid["workspace_id"],
-            "user_id": valid["user_id"],
-            "agent_id": valid["agent_id"],
-            "feature": valid["feature"],
-            "credits": valid["credits"].map("{:.6f}".format),
-            "status": valid["status"],
-            "count": valid["count"],
-            "occurrence": _occurrence(valid),
-            "event_id": valid["event_id"] if "event_id" in valid else None,
-            "extra": None if extra is None else [json.dumps(r, default=str) for r in extra.to_dict("records")],
-        }
-    )
-    buf = io.StringIO()
-    out.to_csv(buf, index=False, header=False, na_rep="\\N")
+def _to_copy_csv(valid: pd.DataFrame, extra: pd.DataFrame | None) -> io.BytesIO:
+    """The staging rows as CSV for COPY (pyarrow's writer: nulls are empty unquoted fields)."""
+    cols = {
+        "event_time": pa.array(valid["event_time"], pa.timestamp("us", tz="UTC")),
+        **{c: pa.array(valid[c].astype(object).where(valid[c].notna(), None), pa.string())
+           for c in ("workspace_id", "user_id", "agent_id", "feature", "status")},
+        "credits": pa.array(valid["credits"], pa.float64()),
+        "count": pa.array(valid["count"], pa.int64()),
+        "occurrence": pa.array(_occurrence(valid), pa.int64()),
+        "event_id": pa.array(valid["event_id"].astype(object).where(valid["event_id"].notna(), None), pa.string())
+        if "event_id" in valid else pa.nulls(len(valid), pa.string()),
+        "extra": pa.array([json.dumps(r, default=str) for r in extra.to_dict("records")], pa.string())
+        if extra is not None else pa.nulls(len(valid), pa.string()),
+    }
+    table = pa.table({k: cols[k] for k in _STAGE_COLUMNS})
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     buf.seek(0)
     return buf
 
 
+_STAGE_COLUMNS = ("event_time", "workspace_id", "user_id", "agent_id", "feature", "credits", "status", "count",
+                  "occurrence", "event_id", "extra")
 _STAGE_TABLE = """
 create temp table stage_events (
     event_time timestamptz, workspace_id text, user_id text, agent_id text, feature text,
@@ -180,6 +183,7 @@ select
     end,
     event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, :source
 from stage_events
+order by 1
 on conflict (event_key) do nothing
 """
 
@@ -249,7 +253,7 @@ def load_events(
             conn.execute(sa.text(_STAGE_TABLE))
             dbapi = conn.connection.dbapi_connection
             with dbapi.cursor() as cur:
-                cur.copy_expert("copy stage_events from stdin with (format csv, null '\\N')", _to_copy_csv(valid, extra))
+                cur.copy_expert("copy stage_events from stdin with (format csv)", _to_copy_csv(valid, extra))
             inserted = conn.execute(sa.text(_INSERT_FROM_STAGE), {"source": file.name}).rowcount
             conn.execute(sa.text("drop table stage_events"))
             summary.rows_inserted += inserted

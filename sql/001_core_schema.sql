@@ -22,7 +22,6 @@ create table if not exists analytics.usage_events (
     loaded_at     timestamptz not null default now()
 );
 create index if not exists idx_usage_events_time on analytics.usage_events (event_time);
-create index if not exists idx_usage_events_workspace_time on analytics.usage_events (workspace_id, event_time);
 
 -- Text ids from the source mapped to the UUIDs the seed's tables key on.
 -- entity_id = the id itself when it is a UUID, else uuid5(NAMESPACE_OID, '<kind>:<id>').
