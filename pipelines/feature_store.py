@@ -1,8 +1,8 @@
 """Feature store I/O: daily aggregate partitions, the Parquet offline store, ``analytics.ml_features``.
 
 Layout under ``store_dir``:
-- ``daily/<table>/date=YYYY-MM-DD/part-0.parquet``: daily aggregates of one staged day (rebuilt when the
-  staged partition is newer), tables as in ``pipelines.features.DailyAggregates``;
+- ``daily/<table>/month=YYYY-MM/part-0.parquet``: daily aggregates of one month of staged days (rebuilt
+  when one of its staged partitions is newer), tables as in ``pipelines.features.DailyAggregates``;
 - ``<feature_set>/v<version>/as_of=YYYY-MM-DD/part-0.parquet``: a feature set as of a date (offline store,
   for training: one file per snapshot).
 The online copy, ``analytics.ml_features``, keeps the latest as-of row per entity, set and version.
@@ -38,7 +38,6 @@ from pipelines.ids import entity_uuid
 log = logging.getLogger(__name__)
 
 DAILY_TABLES = ("workspace_feature", "workspace_total", "user_feature", "agent")
-_BATCH_DAYS = 31
 
 
 def _atomic_write(table: pa.Table, target: Path) -> None:
@@ -48,54 +47,55 @@ def _atomic_write(table: pa.Table, target: Path) -> None:
     os.replace(tmp, target)
 
 
-def daily_path(store_dir: Path, table: str, day: date) -> Path:
-    return store_dir / "daily" / table / f"date={day.isoformat()}" / "part-0.parquet"
+def daily_path(store_dir: Path, table: str, month: str) -> Path:
+    return store_dir / "daily" / table / f"month={month}" / "part-0.parquet"
 
 
-def stale_days(staging_dir: Path, store_dir: Path, until: date) -> list[date]:
-    """Staged days up to ``until`` whose aggregates are missing or older than the staged partition."""
-    out = []
+def _month(d: date) -> str:
+    return d.strftime("%Y-%m")
+
+
+def stale_months(staging_dir: Path, store_dir: Path) -> dict[str, list[date]]:
+    """Months with a staged day newer than the month's aggregates (or none yet), with their staged days."""
+    by_month: dict[str, list[date]] = {}
     for d in staged_dates(staging_dir):
-        if d > until:
-            continue
-        src = partition_path(staging_dir, d).stat().st_mtime_ns
-        agg = daily_path(store_dir, DAILY_TABLES[-1], d)
-        if not agg.exists() or agg.stat().st_mtime_ns < src:
-            out.append(d)
+        by_month.setdefault(_month(d), []).append(d)
+    out = {}
+    for month, days in by_month.items():
+        marker = daily_path(store_dir, DAILY_TABLES[-1], month)
+        built = marker.stat().st_mtime_ns if marker.exists() else -1
+        if any(partition_path(staging_dir, d).stat().st_mtime_ns > built for d in days):
+            out[month] = days
     return out
 
 
-def refresh_daily_aggregates(staging_dir: Path, store_dir: Path, until: date) -> list[date]:
-    """(Re)build the daily aggregate partitions of stale days, in batches of up to a month."""
-    days = stale_days(staging_dir, store_dir, until)
-    for i in range(0, len(days), _BATCH_DAYS):
-        batch = days[i : i + _BATCH_DAYS]
-        frames = [pq.read_table(partition_path(staging_dir, d)) for d in batch]
-        events = pa.concat_tables(frames).to_pandas()
+def refresh_daily_aggregates(staging_dir: Path, store_dir: Path) -> list[date]:
+    """(Re)build the monthly daily-aggregate partitions of stale months; returns the days rebuilt."""
+    rebuilt: list[date] = []
+    for month, days in sorted(stale_months(staging_dir, store_dir).items()):
+        events = pa.concat_tables([pq.read_table(partition_path(staging_dir, d)) for d in days]).to_pandas()
         tables = daily_aggregates(events).tables()
-        for name in DAILY_TABLES:  # "agent" last: its file marks the day as done
-            df = tables[name]
-            for d in batch:
-                part = df[df["day"] == pd.Timestamp(d)]
-                _atomic_write(pa.Table.from_pandas(part, preserve_index=False), daily_path(store_dir, name, d))
-    return days
+        for name in DAILY_TABLES:  # "agent" last: its file marks the month as built
+            _atomic_write(pa.Table.from_pandas(tables[name], preserve_index=False), daily_path(store_dir, name, month))
+        rebuilt.extend(days)
+    return rebuilt
 
 
 def load_daily_aggregates(store_dir: Path, until: date, since: date | None = None) -> DailyAggregates:
     """The daily aggregates of days ``since..until`` from the store."""
+    lo = pd.Timestamp(since) if since else None
     tables = {}
     for name in DAILY_TABLES:
-        root = store_dir / "daily" / name
-        files = sorted(root.glob("date=*/part-0.parquet")) if root.exists() else []
-        keep = [
-            f for f in files
-            if date.fromisoformat(f.parent.name[5:]) <= until
-            and (since is None or date.fromisoformat(f.parent.name[5:]) >= since)
-        ]
-        tables[name] = pa.concat_tables([pq.read_table(f) for f in keep]).to_pandas() if keep else None
-    if any(t is None for t in tables.values()):
-        empty = daily_aggregates(EVENT_SCHEMA.empty_table().to_pandas())
-        tables = {k: (v if v is not None else getattr(empty, k)) for k, v in tables.items()}
+        files = sorted((store_dir / "daily" / name).glob("month=*/part-0.parquet"))
+        keep = [f for f in files if f.parent.name[6:] <= _month(until) and (since is None or f.parent.name[6:] >= _month(since))]
+        if not keep:
+            tables[name] = getattr(daily_aggregates(EVENT_SCHEMA.empty_table().to_pandas()), name)
+            continue
+        df = pa.concat_tables([pq.read_table(f) for f in keep]).to_pandas()
+        mask = df["day"] <= pd.Timestamp(until)
+        if lo is not None:
+            mask &= df["day"] >= lo
+        tables[name] = df[mask].reset_index(drop=True)
     return DailyAggregates(**tables)
 
 
@@ -215,7 +215,7 @@ def build_feature_store(engine: Engine, staging_dir: Path, store_dir: Path, as_o
     The database writes (daily metrics of refreshed days, online features) are one transaction.
     """
     summary = FeatureSummary(as_of=as_of)
-    refreshed = refresh_daily_aggregates(staging_dir, store_dir, as_of)
+    refreshed = [d for d in refresh_daily_aggregates(staging_dir, store_dir) if d <= as_of]
     summary.refreshed_days = len(refreshed)
     agg = load_daily_aggregates(store_dir, as_of)
     frames = {

@@ -112,7 +112,7 @@ def _stl_stats(y: np.ndarray) -> tuple[float, float, float, float]:
         return (float(y[-1]) if len(y) else 0.0, 0.0, 0.0, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = STL(y, period=7, robust=True).fit()
+        res = STL(y, period=7).fit()
     r, s, t = res.resid, res.seasonal, res.trend
     seasonal_strength = max(0.0, 1.0 - np.var(r) / max(np.var(s + r), 1e-12))
     trend_strength = max(0.0, 1.0 - np.var(r) / max(np.var(t + r), 1e-12))

@@ -5,7 +5,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +29,20 @@ class Settings(BaseSettings):
     shards: int = Field(default=4, ge=1, description="Workspace shards mapped onto Airflow workers.")
     threads: int = Field(default=2, ge=1, description="Thread count for OpenMP/BLAS/n_jobs.")
     future_tolerance_seconds: int = Field(default=300, ge=0, description="Clock skew allowed on event_time.")
+    api_database_url: str | None = Field(
+        default=None,
+        description="URL the API connects with. Unset: database_url with the user swapped to the read-only "
+                    "role pae_reader and no password (fits trust/peer auth; set it where passwords are needed).",
+    )
+    api_key_pepper: SecretStr = Field(
+        default=SecretStr(""),
+        description="Server-side secret in every API key hash (HMAC-SHA256); changing it invalidates all keys.",
+    )
+    api_stale_after_hours: float = Field(default=36, gt=0, description="readyz flags older predictions/runs.")
+    api_history_days: int = Field(default=90, ge=0, le=3660, description="Days of history served with forecasts.")
+    api_pool_size: int = Field(default=8, ge=1, description="API connection pool size.")
+    api_max_overflow: int = Field(default=4, ge=0, description="API connections allowed beyond the pool.")
+    api_statement_timeout_ms: int = Field(default=5000, ge=0, description="Per-query limit on API reads (0: none).")
 
     @property
     def staging_dir(self) -> Path:

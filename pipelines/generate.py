@@ -1,0 +1,741 @@
+"""Deterministic synthetic SaaS platform: usage events plus the ground truth behind them.
+
+``generate_platform`` writes, under ``out_dir``:
+
+* ``events/part-NNNNN.parquet``: usage events in the source contract (DESIGN.md), one file per chunk
+  of ``CHUNK_WORKSPACES`` workspaces, so memory stays bounded. Rows are aggregates with a ``count``
+  column: one row per (user, active day, feature, status) and one row per (agent, day, 6-hour block,
+  status); agent rows have a null ``user_id``. Rare batch-job spikes have neither user nor agent.
+* ``ground_truth/{workspaces,users,agents,incidents,spikes}.parquet``: what really happened, kept
+  apart from the events and used only to score predictions and alerts.
+* ``manifest.json``: arguments, counts, files, the feature price list and platform outage days.
+
+Every workspace is simulated in its local calendar (fixed UTC offsets) from ``start_date - 1`` to
+``end_date + 1`` and its events are cut to the UTC window ``[start_date, end_date + 1)``, so every
+UTC day in the window is complete. Ground-truth dates (signup, churn, reactivation, incidents,
+spikes, level shifts) are workspace-local calendar dates; the UTC offset is in ``workspaces.parquet``.
+A churned user's events all fall before ``churn_date`` in local time, hence before
+``churn_date + 1 day`` in UTC.
+
+Each workspace draws from its own generator, seeded by ``SeedSequence(seed, spawn_key=(1, i))``; the
+platform-wide draws (sizes, agent counts, outages) use ``spawn_key=(0,)``. Output therefore does not
+depend on chunking, and the same arguments give identical files.
+
+Generative model, in short: workspace sizes are lognormal (rescaled to the requested mean); each
+workspace has a time zone with its country's holidays, weekly profile, August and year-end dips, a
+trend (growth, flat, decline, saturating), an optional level shift and day-level AR noise. Users
+sign up over time, have an engagement level (activity probability), calls per active day, preferred
+features and an error propensity; a time-varying hazard (low engagement, narrow feature use, errors
+and incident exposure, small workspace, short tenure raise it) decides churn. About 65% of churners
+fade over 2-6 weeks first; some churned users come back. Agents follow workspace activity (or run
+on a schedule) with a base error rate and incidents whose error rate ramps up over 3-10 days.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import holidays
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.signal import lfilter
+
+DEFAULT_END_DATE = date(2026, 11, 24)
+CHUNK_WORKSPACES = 50
+USER_BLOCK = 2048  # users simulated together; bounds the users x days matrices
+
+FEATURES = ("chat", "search", "code_assist", "data_analysis", "image_gen", "api", "automation")
+FEATURE_PRICE = np.array([1.0, 0.5, 1.5, 2.5, 4.0, 0.4, 1.2])  # mean credits per call
+FEATURE_POPULARITY = np.array([0.95, 0.7, 0.55, 0.45, 0.3, 0.4, 0.35])  # chance a workspace uses it
+AGENT_AFFINITY = np.array([1.0, 1.0, 1.5, 2.0, 0.5, 3.0, 3.0])  # features agents lean towards
+ERROR_CREDIT_SHARE = 0.1  # failed calls are billed at this share of the price
+
+# (label, UTC offset in hours, holiday country, share of workspaces)
+ZONES = (
+    ("UTC-08:00", -8.0, "US", 0.17),
+    ("UTC-05:00", -5.0, "US", 0.23),
+    ("UTC+00:00", 0.0, "GB", 0.12),
+    ("UTC+01:00", 1.0, "DE", 0.14),
+    ("UTC+05:30", 5.5, "IN", 0.12),
+    ("UTC+08:00", 8.0, "SG", 0.10),
+    ("UTC+09:00", 9.0, "JP", 0.12),
+)
+TREND_KINDS = ("growth", "flat", "decline", "saturating")
+
+# Relative call volume by local hour: office hours vs. all-week usage.
+_BUSINESS_HOURS = np.array([0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 1.5, 3.5, 5.5, 6.5, 6.5,
+                            4.5, 5.5, 6.5, 6.0, 5.0, 3.5, 2.0, 1.5, 1.2, 1.0, 0.6, 0.3])
+_ALLDAY_HOURS = np.array([0.8, 0.5, 0.3, 0.2, 0.2, 0.3, 0.7, 1.5, 2.5, 3.5, 4.0, 4.2,
+                          4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.2, 4.5, 4.5, 4.0, 3.0, 1.8])
+
+EVENT_SCHEMA = pa.schema([
+    ("event_time", pa.timestamp("us", tz="UTC")),
+    ("workspace_id", pa.string()),
+    ("user_id", pa.string()),
+    ("agent_id", pa.string()),
+    ("feature", pa.string()),
+    ("credits", pa.float64()),
+    ("status", pa.string()),
+    ("count", pa.int32()),
+])
+
+
+@dataclass
+class GenerationSummary:
+    """What ``generate_platform`` wrote."""
+
+    out_dir: Path
+    n_workspaces: int
+    n_users: int
+    n_agents: int
+    n_event_rows: int
+    start_date: date
+    end_date: date
+    event_files: list[Path]
+
+
+@dataclass
+class _Plan:
+    """Platform-wide draws, shared by all chunks."""
+
+    seed: int
+    start: date
+    end: date
+    dates: np.ndarray  # simulated local days, start - 1 .. end + 1 (datetime64[D])
+    dow: np.ndarray  # day of week of each simulated day, Monday = 0
+    sizes: np.ndarray  # users per workspace
+    agent_counts: np.ndarray
+    user_offset: np.ndarray  # global index of each workspace's first user
+    agent_offset: np.ndarray
+    outage: np.ndarray  # bool per simulated day: platform-wide degraded service
+
+    @property
+    def n_days(self) -> int:
+        return len(self.dates)
+
+
+@dataclass
+class _Workspace:
+    """Per-workspace traits (also the ground-truth row)."""
+
+    index: int
+    zone: int
+    created_idx: int  # simulated-day index of creation; <= 0 means before the window
+    created_date: date
+    end_idx: int  # day the workspace cancelled (all users leave); n_days if never
+    trend_kind: str
+    growth_rate: float  # annual log growth of call intensity
+    weekly_strength: float  # 0: same every day, 1: nothing at weekends
+    engagement: float  # mean user activity probability on a working day
+    calls_per_day: float
+    features: np.ndarray  # feature codes this workspace uses
+    feature_weights: np.ndarray
+    price_mult: float
+    user_error_rate: float
+    level_shift_idx: int | None
+    level_shift_factor: float
+    initial_share: float  # users already signed up before the window
+    hazard_mult: float
+    hours_cdf: np.ndarray  # local-hour distribution of user calls
+    block_weights: np.ndarray  # the same in 6-hour blocks
+
+    @property
+    def offset_hours(self) -> float:
+        return ZONES[self.zone][1]
+
+
+_ROW_DTYPES = (np.int64, np.int64, np.int64, np.int64, np.int8, np.float64, bool, np.int32)
+
+
+class _Rows:
+    """Event rows of one workspace as column arrays: local day index, second of day, user, agent
+    (global indices, -1 for none), feature code, credits, is-error flag and count."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple] = []
+
+    def add(self, day, sec, user, agent, feat, credits, error, count) -> None:
+        n = len(day)
+        if n:
+            cols = (day, sec, user, agent, feat, credits, error, count)
+            self.parts.append(tuple(np.broadcast_to(np.asarray(v, dt), (n,)) for v, dt in zip(cols, _ROW_DTYPES)))
+
+    def columns(self) -> list[np.ndarray]:
+        if not self.parts:
+            return [np.empty(0, dtype=dt) for dt in _ROW_DTYPES]
+        return [np.concatenate(col) for col in zip(*self.parts)]
+
+
+def generate_platform(n_workspaces: int, days: int, seed: int, out_dir: Path,
+                      end_date: date | None = None, users_per_workspace: float = 50.0) -> GenerationSummary:
+    """Generate a synthetic SaaS platform: usage events and the ground truth behind them.
+
+    Args:
+        n_workspaces: Number of workspaces (tenants).
+        days: Length of the window in days, ending at ``end_date`` inclusive.
+        seed: Seed of every random draw; the same arguments give identical output.
+        out_dir: Folder to write into (created if missing; old event parts are replaced).
+        end_date: Last day of the window (UTC). Defaults to 2026-11-24.
+        users_per_workspace: Mean users per workspace (sizes are heavy-tailed around it).
+
+    Returns:
+        A summary with counts, the window and the event files written.
+
+    Raises:
+        ValueError: If ``n_workspaces``, ``days`` or ``users_per_workspace`` is not positive.
+    """
+    if n_workspaces < 1 or days < 1 or users_per_workspace <= 0:
+        raise ValueError("n_workspaces, days and users_per_workspace must be positive, "
+                         f"got {n_workspaces}, {days}, {users_per_workspace}.")
+    end = end_date or DEFAULT_END_DATE
+    start = end - timedelta(days=days - 1)
+    out_dir = Path(out_dir)
+    events_dir, truth_dir = out_dir / "events", out_dir / "ground_truth"
+    events_dir.mkdir(parents=True, exist_ok=True)
+    truth_dir.mkdir(parents=True, exist_ok=True)
+    for old in events_dir.glob("part-*.parquet"):
+        old.unlink()
+
+    plan = _plan_platform(n_workspaces, start, end, seed, users_per_workspace)
+    ws_rows, agent_rows, incident_rows, spike_rows = [], [], [], []
+    event_files, n_rows = [], 0
+    with pq.ParquetWriter(truth_dir / "users.parquet", _USERS_SCHEMA) as users_writer:
+        for chunk_no, lo in enumerate(range(0, n_workspaces, CHUNK_WORKSPACES)):
+            chunk = range(lo, min(lo + CHUNK_WORKSPACES, n_workspaces))
+            row_parts = []
+            for w in chunk:
+                rows, truth = _simulate_workspace(plan, w)
+                row_parts.append(rows)
+                users_writer.write_table(pa.Table.from_pandas(truth["users"], schema=_USERS_SCHEMA,
+                                                              preserve_index=False))
+                ws_rows.append(truth["workspace"])
+                agent_rows.append(truth["agents"])
+                incident_rows.append(truth["incidents"])
+                spike_rows.append(truth["spikes"])
+            table = _events_table(plan, chunk, row_parts)
+            path = events_dir / f"part-{chunk_no:05d}.parquet"
+            pq.write_table(table, path, compression="zstd")
+            event_files.append(path)
+            n_rows += table.num_rows
+
+    pd.DataFrame(ws_rows).to_parquet(truth_dir / "workspaces.parquet", index=False)
+    pd.concat(agent_rows, ignore_index=True).to_parquet(truth_dir / "agents.parquet", index=False)
+    pd.concat(incident_rows, ignore_index=True).to_parquet(truth_dir / "incidents.parquet", index=False)
+    pd.concat(spike_rows, ignore_index=True).to_parquet(truth_dir / "spikes.parquet", index=False)
+
+    summary = GenerationSummary(out_dir=out_dir, n_workspaces=n_workspaces, n_users=int(plan.sizes.sum()),
+                                n_agents=int(plan.agent_counts.sum()), n_event_rows=n_rows,
+                                start_date=start, end_date=end, event_files=event_files)
+    manifest = {
+        "generator": "pipelines.generate",
+        "arguments": {"n_workspaces": n_workspaces, "days": days, "seed": seed, "end_date": end.isoformat(),
+                      "users_per_workspace": users_per_workspace},
+        "start_date": start.isoformat(),
+        "end_date": end.isoformat(),
+        "counts": {"workspaces": n_workspaces, "users": summary.n_users, "agents": summary.n_agents,
+                   "incidents": int(sum(len(x) for x in incident_rows)), "event_rows": n_rows},
+        "event_files": [p.relative_to(out_dir).as_posix() for p in event_files],
+        "ground_truth_dates": "workspace-local calendar dates (see workspaces.utc_offset_hours)",
+        "feature_prices": dict(zip(FEATURES, FEATURE_PRICE.tolist())),
+        "platform_outages": [str(d) for d in plan.dates[plan.outage]],
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return summary
+
+
+def series_realism_stats(daily: pd.DataFrame) -> pd.DataFrame:
+    """Per-series statistics used to compare synthetic and real daily series.
+
+    Args:
+        daily: Long frame ``(unique_id, ds, y)`` of daily values; missing days are not filled.
+
+    Returns:
+        One row per ``unique_id`` with ``cv`` (std / mean), ``seasonal_strength`` and
+        ``trend_strength`` (STL, period 7, Hyndman's ``max(0, 1 - var(R) / var(X + R))``), ``acf7``
+        (lag-7 autocorrelation) and ``zero_share``. Series shorter than 28 days get NaN.
+    """
+    from statsmodels.tsa.seasonal import STL
+
+    rows = []
+    for uid, grp in daily.sort_values(["unique_id", "ds"]).groupby("unique_id", sort=True):
+        y = grp["y"].to_numpy(dtype=float)
+        stats = dict.fromkeys(("cv", "seasonal_strength", "trend_strength", "acf7", "zero_share"), np.nan)
+        if len(y) >= 28:
+            mean, dev = y.mean(), y - y.mean()
+            ss = float(dev @ dev)
+            stats["zero_share"] = float(np.mean(y == 0))
+            if mean > 0:
+                stats["cv"] = float(y.std() / mean)
+            if ss > 0:
+                stats["acf7"] = float(dev[7:] @ dev[:-7] / ss)
+                fit = STL(y, period=7).fit()
+                resid_var = np.var(fit.resid)
+                stats["seasonal_strength"] = _strength(resid_var, fit.seasonal + fit.resid)
+                stats["trend_strength"] = _strength(resid_var, fit.trend + fit.resid)
+        rows.append({"unique_id": uid, **stats})
+    return pd.DataFrame(rows, columns=["unique_id", "cv", "seasonal_strength", "trend_strength", "acf7",
+                                       "zero_share"])
+
+
+def _strength(resid_var: float, component: np.ndarray) -> float:
+    total = np.var(component)
+    return float(max(0.0, 1.0 - resid_var / total)) if total > 0 else np.nan
+
+
+# --- platform and workspace traits ------------------------------------------------------------
+
+def _plan_platform(n_workspaces: int, start: date, end: date, seed: int, users_per_workspace: float) -> _Plan:
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
+    raw = rng.lognormal(0.0, 1.2, n_workspaces)
+    sizes = np.maximum(1, np.round(raw * users_per_workspace / raw.mean())).astype(np.int64)
+    agent_counts = np.minimum(40, rng.poisson(0.12 * sizes ** 0.6))
+    dates = np.arange(np.datetime64(start) - 1, np.datetime64(end) + 2)
+    outage = np.zeros(len(dates), dtype=bool)
+    n_out = rng.poisson(1.5 * len(dates) / 365)
+    outage[rng.integers(1, len(dates) - 1, n_out)] = True
+    return _Plan(seed=seed, start=start, end=end, dates=dates, dow=(dates.astype(np.int64) + 3) % 7, sizes=sizes, agent_counts=agent_counts,
+                 user_offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
+                 agent_offset=np.concatenate([[0], np.cumsum(agent_counts)[:-1]]), outage=outage)
+
+
+def _workspace_traits(rng: np.random.Generator, plan: _Plan, w: int) -> _Workspace:
+    n_days = plan.n_days
+    zone = int(rng.choice(len(ZONES), p=[z[3] for z in ZONES]))
+    if n_days > 60 and rng.random() < 0.15:
+        created_idx = int(rng.integers(1, n_days - 14))
+    else:
+        created_idx = -int(rng.integers(30, 1500))
+    first = max(created_idx, 0)
+    end_idx = n_days
+    if n_days > 120 and rng.random() < 0.04 and first + 60 < n_days - 10:
+        end_idx = int(rng.integers(max(first + 60, n_days // 2), n_days - 10))
+
+    kind = TREND_KINDS[rng.choice(4, p=[0.35, 0.3, 0.15, 0.2])]
+    growth = {"growth": rng.uniform(0.1, 0.8), "flat": rng.normal(0.0, 0.05),
+              "decline": -rng.uniform(0.15, 0.8), "saturating": rng.uniform(0.3, 1.2)}[kind]
+    weekly = rng.uniform(0.5, 0.9) if rng.random() < 0.6 else rng.uniform(0.0, 0.4)
+
+    used = rng.random(len(FEATURES)) < FEATURE_POPULARITY
+    used[rng.integers(len(FEATURES))] = True
+    features = np.flatnonzero(used)
+    hours = (weekly * _BUSINESS_HOURS / _BUSINESS_HOURS.sum()
+             + (1 - weekly) * _ALLDAY_HOURS / _ALLDAY_HOURS.sum()) * rng.lognormal(0, 0.15, 24)
+    hours = np.roll(hours, int(rng.integers(-1, 2)))
+    hours /= hours.sum()
+
+    shift_idx, shift_factor = None, 1.0
+    if n_days > 60 and rng.random() < 0.3:
+        shift_idx = int(rng.integers(max(first + 14, int(0.15 * n_days)), max(first + 15, int(0.9 * n_days))))
+        shift_factor = float(np.clip(rng.lognormal(0, 0.5), 0.35, 3.0))
+    size = plan.sizes[w]
+    size_hazard = 1.6 if size <= 3 else 1.3 if size <= 10 else 1.0 if size <= 100 else 0.8
+    trend_hazard = {"growth": 0.8, "flat": 1.0, "decline": 1.6, "saturating": 0.9}[kind]
+    initial = {"growth": (0.3, 0.6), "flat": (0.6, 0.85), "decline": (0.85, 0.97), "saturating": (0.2, 0.5)}[kind]
+    return _Workspace(
+        index=w, zone=zone, created_idx=created_idx,
+        created_date=plan.start + timedelta(days=created_idx - 1), end_idx=end_idx,
+        trend_kind=kind, growth_rate=float(growth), weekly_strength=float(weekly),
+        engagement=float(rng.beta(3.2, 5.8)), calls_per_day=float(rng.lognormal(np.log(6), 0.4)),
+        features=features, feature_weights=rng.dirichlet(np.full(len(features), 0.8)),
+        price_mult=float(rng.lognormal(0, 0.3)), user_error_rate=float(np.exp(rng.uniform(np.log(0.001), np.log(0.01)))),
+        level_shift_idx=shift_idx, level_shift_factor=shift_factor, initial_share=float(rng.uniform(*initial)),
+        hazard_mult=size_hazard * trend_hazard, hours_cdf=np.cumsum(hours),
+        block_weights=hours.reshape(4, 6).sum(1),
+    )
+
+
+@lru_cache(maxsize=None)
+def _holiday_dates(country: str, first_year: int, last_year: int) -> np.ndarray:
+    days = holidays.country_holidays(country, years=range(first_year, last_year + 1))
+    return np.array(sorted(days), dtype="datetime64[D]")
+
+
+def _day_multipliers(rng: np.random.Generator, plan: _Plan, ws: _Workspace) -> dict[str, np.ndarray]:
+    """Workspace-level multipliers of user activity probability (by weekday, and by calendar day for
+    holidays, August, year end and outages) and of calls per active day (trend, level shift, noise)."""
+    n_days, dates, dow = plan.n_days, plan.dates, plan.dow
+    doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64)
+    s = ws.weekly_strength
+    weekend = 1 - 0.92 * s
+    by_dow = np.array([1.0, 1.04 + 0.05 * s, 1.04 + 0.05 * s, 1.0, 1.0 - 0.12 * s, weekend, weekend])
+    calendar = np.ones(n_days)
+    years = dates.astype("datetime64[Y]").astype(np.int64) + 1970
+    hol = np.isin(dates, _holiday_dates(ZONES[ws.zone][2], int(years[0]), int(years[-1])))
+    calendar[hol] = np.minimum(1.0, weekend / by_dow[dow[hol]])
+    europe = ZONES[ws.zone][2] in ("GB", "DE")
+    western = ZONES[ws.zone][2] in ("US", "GB", "DE")
+    aug = rng.uniform(0.1, 0.35) if europe else rng.uniform(0.0, 0.15)
+    dec = rng.uniform(0.2, 0.6) if western else rng.uniform(0.05, 0.3)
+    dist_dec = np.minimum(np.abs(doy - 361), np.abs(doy + 365 - 361))  # days from Dec 28
+    calendar *= 1 - aug * np.clip(1 - np.abs(doy - 226) / 25, 0, 1)
+    calendar *= 1 - dec * np.clip((10 - dist_dec) / 5, 0, 1)
+    calendar[plan.outage] *= 0.3
+
+    t = (np.arange(n_days) - 1) / 365.0
+    g = ws.growth_rate
+    log_trend = g * 0.8 * (1 - np.exp(-t / 0.8)) if ws.trend_kind == "saturating" else 0.5 * g * t
+    phi = rng.uniform(0.3, 0.7)
+    noise = lfilter([1.0], [1.0, -phi], rng.normal(0, rng.uniform(0.02, 0.12) * math.sqrt(1 - phi**2), n_days))
+    wander = lfilter([1.0], [1.0, -0.995], rng.normal(0, rng.uniform(0.005, 0.02), n_days))
+    calls = np.exp(log_trend + noise + wander)
+    if ws.level_shift_idx is not None:
+        calls[ws.level_shift_idx:] *= ws.level_shift_factor
+    return {"by_dow": by_dow, "calendar": calendar, "calls": calls}
+
+
+# --- agents ---------------------------------------------------------------------------------------
+
+def _agent_traits(rng: np.random.Generator, plan: _Plan, ws: _Workspace) -> dict:
+    """Agents of a workspace with their daily error-rate curves and incidents."""
+    n, n_days = int(plan.agent_counts[ws.index]), plan.n_days
+    first = max(ws.created_idx, 0)
+    weights = ws.feature_weights * AGENT_AFFINITY[ws.features]
+    feature = ws.features[rng.choice(len(ws.features), n, p=weights / weights.sum())]
+    base_err = np.exp(rng.uniform(np.log(0.005), np.log(0.05), n))
+    scheduled = rng.random(n) < 0.3
+    late = rng.random(n) < 0.5
+    start = np.where(late, rng.integers(first, max(first + 1, n_days - 30), n), first)
+    retire = rng.random(n) < 0.1
+    stop = np.where(retire, start + rng.integers(30, max(31, n_days), n), n_days)
+    stop = np.minimum(stop, ws.end_idx)
+
+    d = np.arange(n_days)
+    err = np.repeat(base_err[:, None], n_days, axis=1)
+    incidents = []
+    n_inc = np.minimum(4, rng.poisson(0.9 * n_days / 365, n))
+    for a in range(n):
+        for _ in range(n_inc[a]):
+            if stop[a] - start[a] < 20:
+                break
+            s0 = int(rng.integers(start[a], stop[a] - 1))
+            ramp, resolve = int(rng.integers(3, 11)), int(rng.integers(1, 5))
+            peak_rate = rng.uniform(0.2, 0.6)
+            x = d - s0
+            shape = np.where((x >= 0) & (x <= ramp), ((x + 1) / (ramp + 1)) ** 2, 0.0)
+            shape = np.where((x > ramp) & (x <= ramp + resolve), 1 - (x - ramp) / (resolve + 1), shape)
+            err[a] = np.maximum(err[a], base_err[a] + (peak_rate - base_err[a]) * shape)
+            incidents.append((a, s0, s0 + ramp, s0 + ramp + resolve, peak_rate))
+    err[:, plan.outage] = np.minimum(0.9, err[:, plan.outage] + 0.15)
+    severity = (err - base_err[:, None]).max(axis=0) if n else np.zeros(n_days)
+    return {"n": n, "feature": feature, "base_err": base_err, "scheduled": scheduled, "start": start,
+            "stop": stop, "err": err, "incidents": incidents, "severity": severity,
+            "rate_noise": rng.lognormal(0, 0.7, n),
+            "blocks": np.where(scheduled[:, None], rng.dirichlet(np.full(4, 3.0), n), ws.block_weights)}
+
+
+def _agent_rows(rng: np.random.Generator, plan: _Plan, ws: _Workspace, ag: dict, dau: np.ndarray,
+                calls_mult: np.ndarray, rows: _Rows) -> None:
+    """Agent calls: follow daily active users (or the trend, if scheduled), split in 6-hour blocks."""
+    n, n_days = ag["n"], plan.n_days
+    if n == 0:
+        return
+    busy = dau[dau > 0]
+    mean_dau = busy.mean() if len(busy) else 0.0
+    lam = max(3.0, 0.8 * mean_dau) * ag["rate_noise"]
+    follow = dau / mean_dau if mean_dau > 0 else np.zeros(n_days)
+    d = np.arange(n_days)
+    alive = (d >= ag["start"][:, None]) & (d < ag["stop"][:, None])
+    expected = np.where(ag["scheduled"][:, None], calls_mult, follow) * lam[:, None] * alive
+    remaining = rng.poisson(expected)
+    left = np.ones(n)
+    for b in range(4):
+        w = ag["blocks"][:, b]
+        part = remaining if b == 3 else rng.binomial(remaining, np.clip(w / np.maximum(left, 1e-12), 0, 1)[:, None])
+        remaining = remaining - part
+        left = left - w
+        errors = rng.binomial(part, ag["err"])
+        for calls, is_err in ((part - errors, False), (errors, True)):
+            a_idx, d_idx = np.nonzero(calls)
+            cnt = calls[a_idx, d_idx]
+            feat = ag["feature"][a_idx]
+            price = FEATURE_PRICE[feat] * ws.price_mult * (ERROR_CREDIT_SHARE if is_err else 1.0)
+            credits = cnt * price * rng.lognormal(0, 0.25, len(cnt))
+            sec = b * 21600 + rng.integers(0, 21600, len(cnt))
+            rows.add(d_idx, sec, -1, plan.agent_offset[ws.index] + a_idx, feat, credits, is_err, cnt)
+
+
+# --- users --------------------------------------------------------------------------------------
+
+def _user_traits(rng: np.random.Generator, plan: _Plan, ws: _Workspace) -> dict:
+    """Static per-user draws, ordered by signup."""
+    n_users, n_days = int(plan.sizes[ws.index]), plan.n_days
+    first = max(ws.created_idx, 1)
+    if ws.created_idx <= 0:
+        n_pre = rng.binomial(n_users, ws.initial_share)
+        founders = 0
+    else:
+        n_pre = 0
+        founders = max(1, rng.binomial(n_users, 0.3))
+    t = (np.arange(first, n_days - 1) - 1) / 365.0
+    density = {"growth": np.exp(ws.growth_rate * t), "saturating": np.exp(-t / 0.5)}.get(ws.trend_kind, np.ones_like(t))
+    cdf = np.cumsum(density)
+    later = first + np.searchsorted(cdf, rng.random(n_users - n_pre - founders) * cdf[-1])
+    signup = np.sort(np.concatenate([
+        -rng.integers(0, max(1, -ws.created_idx), n_pre),  # before the window: tenure at its start
+        first + rng.integers(0, min(14, n_days - 1 - first), founders),
+        later,
+    ]))
+
+    p = np.clip(rng.beta(ws.engagement * 5, (1 - ws.engagement) * 5, n_users), 0.01, 0.95)
+    prefs = rng.dirichlet(ws.feature_weights + 0.02, n_users)
+    breadth = rng.beta(1.0, 8.0, n_users)  # chance of using a second feature on an active day
+    eff_features = 1.0 / (prefs**2).sum(axis=1)
+    err = ws.user_error_rate * rng.lognormal(0, 0.5, n_users)
+    hazard = (9e-4 * ws.hazard_mult * (0.3 / (p + 0.05)) ** 0.9 * np.exp(-0.35 * (eff_features - 1.5))
+              * (1.3 - breadth) * np.sqrt(err / 0.008))
+    # up to 4 vacations (4-14 days) and sometimes a long break (25-80 days): quiet, not churned
+    n_vac = np.minimum(4, rng.poisson(1.2 * n_days / 365, n_users))
+    vac_start = rng.integers(0, n_days, (n_users, 5))
+    vac_end = vac_start + np.column_stack([rng.integers(4, 15, (n_users, 4)), rng.integers(25, 81, n_users)])
+    vac_start[:, :4][np.arange(4) >= n_vac[:, None]] = n_days
+    vac_start[rng.random(n_users) >= 0.15 * n_days / 365, 4] = n_days
+    return {
+        "signup": signup, "p": p, "lam": ws.calls_per_day * rng.lognormal(0, 0.5, n_users),
+        "prefs": prefs, "breadth": breadth, "eff_features": eff_features,
+        "err": err, "hazard": hazard, "threshold": rng.exponential(1.0, n_users),
+        "regularity": rng.beta(6.0, 1.5, n_users), "routine": rng.random((n_users, 7)),
+        "fade": rng.random(n_users) < 0.62, "fade_len": rng.integers(14, 43, n_users),
+        "react": rng.random(n_users) < 0.15, "react_gap": np.clip(rng.lognormal(np.log(60), 0.5, n_users), 21, 300).astype(np.int64),
+        "react_p": p * rng.uniform(0.5, 1.0, n_users), "vac_start": vac_start, "vac_end": vac_end,
+    }
+
+
+def _user_block(rng: np.random.Generator, plan: _Plan, ws: _Workspace, u: dict, days: dict, rows: _Rows,
+                user0: int) -> tuple[np.ndarray, dict]:
+    """Simulate one block of users: churn, activity and their event rows.
+
+    Users keep weekly routines: a regular user is active on most of their usual weekdays and rarely
+    on others, which makes small workspaces' series more predictable than coin flips.
+
+    Returns:
+        Daily active users of the block and the block's lifecycle columns (churn, reactivation).
+    """
+    n, n_days = len(u["p"]), plan.n_days
+    d = np.arange(n_days)
+    signup = np.maximum(u["signup"], 0)
+    tenure = d[None, :] - u["signup"][:, None]
+    hazard = u["hazard"][:, None] * (1 + 2.5 * np.exp(-np.maximum(tenure, 0) / 40.0)) * (1 + 6 * days["exposure"])
+    hazard[(d[None, :] <= signup[:, None]) | (d[None, :] == 0)] = 0.0
+    crossed = np.cumsum(hazard, axis=1) >= u["threshold"][:, None]
+    churn = np.where(crossed[:, -1], crossed.argmax(axis=1), n_days)
+    churn[churn == n_days - 1] = n_days  # leaving on end_date + 1 is not a churn within the window
+    by_workspace = ws.end_idx < churn
+    churn = np.minimum(churn, ws.end_idx)
+    churned = churn < n_days
+    fade = churned & ~by_workspace & u["fade"]
+    react_at = churn + u["react_gap"]
+    react = churned & ~by_workspace & u["react"] & (react_at <= n_days - 2)
+    react_at = np.where(react, react_at, n_days)
+
+    after = d[None, :] >= react_at[:, None]
+    alive = ((d[None, :] >= signup[:, None]) & (d[None, :] < churn[:, None])) | after
+    fade_left = np.clip((churn[:, None] - d[None, :]) / u["fade_len"][:, None], 0.0, 1.0)
+    fade_mult = np.where(fade[:, None], 0.25 + 0.75 * fade_left, 1.0)
+    fade_mult[after] = 1.0
+    def weekly(level: np.ndarray) -> np.ndarray:
+        x = np.minimum(level[:, None] * days["by_dow"], 0.98)
+        reg = u["regularity"][:, None]
+        return (reg * 0.95 * (u["routine"] < x) + (1 - reg) * x)[:, plan.dow]
+
+    # busy and quiet spells (projects come and go): a slow log-AR(1) per user
+    phi = 0.97
+    shocks = rng.normal(0, 0.4 * math.sqrt(1 - phi**2), (n, n_days))
+    spell = np.exp(lfilter([1.0], [1.0, -phi], shocks, axis=1, zi=rng.normal(0, 0.4 * phi, (n, 1)))[0])
+    prob = np.where(after, weekly(u["react_p"]), weekly(u["p"])) * days["calendar"] * fade_mult * np.sqrt(spell)
+    for j in range(5):
+        prob[(d[None, :] >= u["vac_start"][:, j, None]) & (d[None, :] < u["vac_end"][:, j, None])] *= 0.05
+    active = alive & (rng.random((n, n_days)) < prob)
+    ui, di = np.nonzero(active)
+
+    # one row per feature used: the preferred draw, sometimes a second one with fewer calls;
+    # cheap features get more calls than expensive ones
+    cum_prefs = np.cumsum(u["prefs"], axis=1)[ui]
+    first_f = (rng.random(len(ui))[:, None] > cum_prefs).sum(axis=1)
+    second_f = (rng.random(len(ui))[:, None] > cum_prefs).sum(axis=1)
+    two = (rng.random(len(ui)) < u["breadth"][ui]) & (second_f != first_f)
+    r_user = np.concatenate([ui, ui[two]])
+    r_day = np.concatenate([di, di[two]])
+    r_feat = ws.features[np.minimum(np.concatenate([first_f, second_f[two]]), len(ws.features) - 1)]
+    share = np.concatenate([np.ones(len(ui)), np.full(int(two.sum()), 0.4)])
+    lam = (u["lam"][r_user] * days["calls"][r_day] * np.sqrt(fade_mult[r_user, r_day]) * spell[r_user, r_day]
+           * share * (1.5 / FEATURE_PRICE[r_feat]) ** 0.8 * rng.gamma(20.0, 0.05, len(r_user)))
+    r_calls = np.maximum(1, np.rint(lam)).astype(np.int64)
+
+    err_rate = np.clip(u["err"][r_user] + 0.35 * days["severity"][r_day], 0, 0.9)
+    r_err = rng.binomial(r_calls, err_rate)
+    for cnt, is_err in ((r_calls - r_err, False), (r_err, True)):
+        keep = cnt > 0
+        feat, cnt = r_feat[keep], cnt[keep]
+        price = FEATURE_PRICE[feat] * ws.price_mult * (ERROR_CREDIT_SHARE if is_err else 1.0)
+        credits = cnt * price * rng.lognormal(0, 0.15, len(cnt))
+        hour = np.searchsorted(ws.hours_cdf, rng.random(len(cnt)) * ws.hours_cdf[-1], side="right")
+        sec = np.minimum(hour, 23) * 3600 + rng.integers(0, 3600, len(cnt))
+        rows.add(r_day[keep], sec, user0 + r_user[keep], -1, feat, credits, is_err, cnt)
+    life = {"churn": churn, "churn_kind": np.where(churned, np.where(fade, "fade", "sudden"), None),
+            "react_at": react_at}
+    return active.sum(axis=0), life
+
+
+# --- one workspace ------------------------------------------------------------------------------
+
+def _simulate_workspace(plan: _Plan, w: int) -> tuple[tuple, dict]:
+    """Simulate one workspace: event rows (UTC, windowed) and its ground truth."""
+    rng = np.random.default_rng(np.random.SeedSequence(plan.seed, spawn_key=(1, w)))
+    ws = _workspace_traits(rng, plan, w)
+    days = _day_multipliers(rng, plan, ws)
+    ag = _agent_traits(rng, plan, ws)
+    days["severity"] = ag["severity"]
+    days["exposure"] = lfilter([0.15], [1.0, -0.85], ag["severity"])  # lingering memory of incidents
+    users = _user_traits(rng, plan, ws)
+    n_users, n_days = len(users["p"]), plan.n_days
+    rows = _Rows()
+    dau = np.zeros(n_days)
+    lives = []
+    for lo in range(0, n_users, USER_BLOCK):
+        block = {k: v[lo:lo + USER_BLOCK] for k, v in users.items()}
+        block_dau, life = _user_block(rng, plan, ws, block, days, rows, int(plan.user_offset[w]) + lo)
+        dau += block_dau
+        lives.append(life)
+    _agent_rows(rng, plan, ws, ag, dau, days["calls"], rows)
+    spikes = _spike_rows(rng, plan, ws, rows)
+
+    day, sec, user, agent, feat, credits, error, count = rows.columns()
+    offset_s = int(round(ws.offset_hours * 3600))
+    epoch0 = int(plan.dates[0].astype(np.int64))
+    t_us = ((epoch0 + day) * 86400 + sec - offset_s) * 1_000_000
+    lo_us = (epoch0 + 1) * 86400 * 1_000_000
+    hi_us = (epoch0 + n_days - 1) * 86400 * 1_000_000
+    keep = (t_us >= lo_us) & (t_us < hi_us)
+    ws_col = np.full(int(keep.sum()), w, dtype=np.int64)
+    event_cols = (t_us[keep], ws_col, user[keep], agent[keep], feat[keep], credits[keep], error[keep], count[keep])
+    return event_cols, _ground_truth(plan, ws, users, lives, ag, spikes)
+
+
+def _spike_rows(rng: np.random.Generator, plan: _Plan, ws: _Workspace, rows: _Rows) -> list[tuple[int, float]]:
+    """Rare one-off batch jobs: a system row worth several typical days of credits."""
+    n_spikes = rng.poisson(0.35 * plan.n_days / 365)
+    cols = rows.columns()
+    if n_spikes == 0 or len(cols[0]) == 0:
+        return []
+    daily = np.bincount(cols[0], weights=cols[5], minlength=plan.n_days)
+    first = max(ws.created_idx, 1)
+    last = min(ws.end_idx, plan.n_days - 1)
+    if last - first < 7:
+        return []
+    typical = daily[first:last].mean()
+    day = rng.integers(first, last, n_spikes)
+    credits = rng.uniform(1.5, 6.0, n_spikes) * typical
+    batch = np.intersect1d(ws.features, [3, 5, 6])
+    feat = rng.choice(batch if len(batch) else ws.features, n_spikes)
+    count = np.maximum(1, np.round(credits / (FEATURE_PRICE[feat] * ws.price_mult))).astype(np.int64)
+    rows.add(day, rng.integers(0, 6 * 3600, n_spikes), -1, -1, feat, credits, False, count)
+    return list(zip(day.tolist(), credits.tolist()))
+
+
+# --- ground truth and output -------------------------------------------------------------------
+
+_USERS_SCHEMA = pa.schema([
+    ("workspace_id", pa.string()), ("user_id", pa.string()), ("signup_date", pa.date32()),
+    ("churn_date", pa.date32()), ("churn_kind", pa.string()), ("reactivation_date", pa.date32()),
+    ("base_engagement", pa.float64()), ("calls_per_active_day", pa.float64()),
+    ("preferred_feature", pa.string()), ("effective_features", pa.float64()),
+    ("feature_breadth", pa.float64()), ("error_propensity", pa.float64()), ("base_churn_hazard", pa.float64()),
+])
+
+
+def _ws_id(w: int) -> str:
+    return f"ws-{w + 1:04d}"
+
+
+def _ground_truth(plan: _Plan, ws: _Workspace, users: dict, lives: list[dict], ag: dict,
+                  spikes: list[tuple[int, float]]) -> dict:
+    day0 = plan.start - timedelta(days=1)  # simulated day index 0
+    n_days = plan.n_days
+
+    def to_date(idx: np.ndarray, valid: np.ndarray) -> pd.Series:
+        return pd.Series(np.where(valid, np.datetime64(day0) + idx.astype("timedelta64[D]"), np.datetime64("NaT")),
+                         dtype="datetime64[s]").dt.date
+
+    churn = np.concatenate([x["churn"] for x in lives]) if lives else np.empty(0, np.int64)
+    react = np.concatenate([x["react_at"] for x in lives]) if lives else np.empty(0, np.int64)
+    kind = np.concatenate([x["churn_kind"] for x in lives]) if lives else np.empty(0, object)
+    w, n_users = ws.index, len(users["p"])
+    uid0 = int(plan.user_offset[w])
+    users_df = pd.DataFrame({
+        "workspace_id": _ws_id(w),
+        "user_id": [f"u-{uid0 + i + 1:06d}" for i in range(n_users)],
+        "signup_date": to_date(users["signup"], np.ones(n_users, bool)),
+        "churn_date": to_date(churn, churn < n_days),
+        "churn_kind": kind,
+        "reactivation_date": to_date(react, react < n_days),
+        "base_engagement": users["p"],
+        "calls_per_active_day": users["lam"],
+        "preferred_feature": np.array(FEATURES)[ws.features[users["prefs"].argmax(axis=1)]],
+        "effective_features": users["eff_features"],
+        "feature_breadth": users["breadth"],
+        "error_propensity": users["err"],
+        "base_churn_hazard": users["hazard"],
+    })
+    aid0 = int(plan.agent_offset[w])
+    agent_ids = [f"ag-{aid0 + a + 1:05d}" for a in range(ag["n"])]
+    agents_df = pd.DataFrame({
+        "workspace_id": _ws_id(w), "agent_id": agent_ids,
+        "feature": [FEATURES[f] for f in ag["feature"]], "base_error_rate": ag["base_err"],
+        "scheduled": ag["scheduled"],
+        "start_date": to_date(ag["start"], ag["start"] > 0), "stop_date": to_date(ag["stop"], ag["stop"] < n_days),
+    })
+    inc = np.array([i[1:4] for i in ag["incidents"]], dtype=np.int64).reshape(-1, 3)
+    incidents_df = pd.DataFrame({
+        "workspace_id": _ws_id(w), "agent_id": [agent_ids[i[0]] for i in ag["incidents"]],
+        "start_date": to_date(inc[:, 0], np.ones(len(inc), bool)),
+        "peak_date": to_date(inc[:, 1], np.ones(len(inc), bool)),
+        "end_date": to_date(inc[:, 2], np.ones(len(inc), bool)),
+        "peak_error_rate": [i[4] for i in ag["incidents"]],
+    })
+    spike_days = np.array([s[0] for s in spikes], dtype=np.int64)
+    spikes_df = pd.DataFrame({"workspace_id": _ws_id(w), "date": to_date(spike_days, np.ones(len(spikes), bool)),
+                              "credits": [s[1] for s in spikes]})
+    zone = ZONES[ws.zone]
+    workspace = {
+        "workspace_id": _ws_id(w), "n_users": n_users, "n_agents": ag["n"], "timezone": zone[0],
+        "utc_offset_hours": zone[1], "country": zone[2], "created_date": ws.created_date,
+        "ended_date": day0 + timedelta(days=ws.end_idx) if ws.end_idx < n_days else None,
+        "trend_kind": ws.trend_kind, "growth_rate": ws.growth_rate,
+        "level_shift_date": day0 + timedelta(days=ws.level_shift_idx) if ws.level_shift_idx is not None else None,
+        "level_shift_factor": ws.level_shift_factor, "weekly_strength": ws.weekly_strength,
+        "engagement": ws.engagement, "calls_per_active_day": ws.calls_per_day, "price_multiplier": ws.price_mult,
+        "user_error_rate": ws.user_error_rate, "features": ",".join(FEATURES[f] for f in ws.features),
+    }
+    return {"users": users_df, "agents": agents_df, "incidents": incidents_df, "spikes": spikes_df,
+            "workspace": workspace}
+
+
+def _events_table(plan: _Plan, chunk: range, parts: list[tuple]) -> pa.Table:
+    """Build the contract table of one chunk, sorted by workspace and event time."""
+    t_us, ws, user, agent, feat, credits, error, count = (np.concatenate(c) for c in zip(*parts))
+    order = np.lexsort((t_us, ws))
+    t_us, ws, user, agent, feat, credits, error, count = (
+        c[order] for c in (t_us, ws, user, agent, feat, credits, error, count))
+    u_lo = int(plan.user_offset[chunk.start])
+    u_hi = u_lo + int(plan.sizes[chunk.start:chunk.stop].sum())
+    a_lo = int(plan.agent_offset[chunk.start])
+    a_hi = a_lo + int(plan.agent_counts[chunk.start:chunk.stop].sum())
+    ws_names = pa.array([_ws_id(w) for w in chunk])
+    user_names = pa.array([f"u-{i + 1:06d}" for i in range(u_lo, u_hi)], pa.string())
+    agent_names = pa.array([f"ag-{i + 1:05d}" for i in range(a_lo, a_hi)], pa.string())
+    return pa.table([
+        pa.array(t_us, pa.timestamp("us", tz="UTC")),
+        ws_names.take(pa.array(ws - chunk.start)),
+        user_names.take(pa.array(user - u_lo, mask=user < 0)),
+        agent_names.take(pa.array(agent - a_lo, mask=agent < 0)),
+        pa.array(FEATURES).take(pa.array(feat)),
+        pa.array(credits, pa.float64()),
+        pa.array(["ok", "error"]).take(pa.array(error.astype(np.int8))),
+        pa.array(count, pa.int32()),
+    ], schema=EVENT_SCHEMA)
