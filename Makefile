@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 export OMP_NUM_THREADS ?= 2
+export OMP_WAIT_POLICY ?= PASSIVE
 export MLFLOW_DISABLE_TELEMETRY := true
 export UV_COMPILE_BYTECODE := 1
 

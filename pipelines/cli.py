@@ -96,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Main job: database, migrations, demo data, load, extract and features, then a summary."""
     from pipelines.demo import run_demo
 
-    return run_demo(get_settings(), args.workspaces, args.days, args.seed, args.date)
+    return run_demo(get_settings(), args.workspaces, args.days, args.seed, args.date, airflow=not args.no_airflow)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--days", type=int, default=730)
     d.add_argument("--seed", type=int, default=7)
     d.add_argument("--date", type=_date, default=DEMO_END_DATE)
+    d.add_argument("--no-airflow", action="store_true", help="run the steps directly (pae run) instead of the DAG")
     d.set_defaults(func=cmd_demo)
 
     try:

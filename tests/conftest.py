@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from pipelines.db import get_engine, migrate  # noqa: E402

@@ -1,0 +1,398 @@
+"""Churn model library: classifiers, calibration, time-based selection, explanations, bundle.
+
+Data is a seeded synthetic TrainingSet built here (weekly snapshots, realistic ``user_behaviour``
+columns) whose label follows a known logistic model of a few features plus noise.
+"""
+from __future__ import annotations
+
+import os
+
+# Idle OpenMP threads sleep instead of spinning: on busy shared cores spinning made fits 10-50x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from models.churn import (  # noqa: E402
+    ACTIONS,
+    CLASSIFIER_KINDS,
+    DRIVER_ACTIONS,
+    ChurnModel,
+    InsufficientDataError,
+    TimeToChurnModel,
+    TrainingSet,
+    calibration_plot,
+    check_sufficient,
+    describe_driver,
+    evaluate,
+    expected_calibration_error,
+    explain_drivers,
+    fit_calibrated,
+    format_value,
+    inactivity_targets,
+    make_classifier,
+    recommend_actions,
+    risk_score,
+    roc_plot,
+    select_model,
+)
+from pipelines.feature_sets import USER_BEHAVIOUR  # noqa: E402
+
+WINDOW = 30
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def make_snapshots(n_users: int = 2500, n_dates: int = 6, seed: int = 0) -> tuple[TrainingSet, np.ndarray]:
+    """Weekly snapshots of ``n_users`` users; returns the set and each row's true churn probability."""
+    rng = np.random.default_rng(seed)
+    users = np.array([f"u{i}" for i in range(n_users)])
+    workspaces = np.array([f"w{i % max(1, n_users // 8)}" for i in range(n_users)])
+    level = rng.normal(-0.3, 1.0, n_users)
+    error_p = rng.beta(1.0, 25.0, n_users)
+    breadth = 1 + rng.binomial(5, 0.4, n_users)
+    tenure0 = 20 + rng.geometric(1 / 200, n_users)
+    dates = pd.date_range("2025-01-05", periods=n_dates, freq="7D")
+    frames, truth = [], []
+    for t, as_of in enumerate(dates):
+        level = level + rng.normal(0, 0.25, n_users)
+        rate, prev_rate = _sigmoid(level), _sigmoid(level + rng.normal(0.3, 0.7, n_users))
+        weeks = np.column_stack(
+            [rng.binomial(7, rate) for _ in range(4)] + [rng.binomial(7, prev_rate) for _ in range(4)]
+        )
+        ad28, adprev = weeks[:, :4].sum(1), rng.binomial(28, prev_rate)
+        ad90 = ad28 + adprev + rng.binomial(34, prev_rate)
+        tenure = tenure0 + 7 * t
+        recency = np.minimum(rng.geometric(np.clip(rate, 0.02, 1)) - 1, tenure - 1)
+        calls28 = np.round(ad28 * rng.lognormal(2.0, 0.8, n_users))
+        calls7 = np.round(weeks[:, 0] * rng.lognormal(2.0, 0.8, n_users))
+        credits28 = np.round(calls28 * rng.lognormal(1.0, 0.5, n_users), 1)
+        errors28 = rng.binomial(calls28.astype(int), error_p)
+        error_rate = np.divide(errors28, calls28, out=np.zeros(n_users), where=calls28 > 0)
+        used90 = breadth
+        used28 = np.minimum(used90, rng.binomial(used90, np.clip(rate + 0.2, 0, 1)))
+        ws_trend = rng.lognormal(0.0, 0.3, n_users)
+        ws_active = 1 + rng.binomial(8, 0.6, n_users)
+        xc = -np.arange(8) - (-np.arange(8)).mean()  # w0 is the latest week
+        slope = (weeks - weeks.mean(1, keepdims=True)) @ xc / (xc @ xc)
+        frame = pd.DataFrame({
+            "workspace_id": workspaces, "user_id": users, "as_of": as_of,
+            "tenure_days": tenure, "recency_days": recency, "frequency_90": ad90 / np.minimum(tenure, 90),
+            "active_days_7": weeks[:, 0], "active_days_28": ad28, "active_days_prev_28": adprev,
+            "active_days_90": ad90, "calls_7": calls7, "calls_28": calls28, "credits_28": credits28,
+            "credits_90": np.round(credits28 * rng.lognormal(1.0, 0.3, n_users), 1),
+            "activity_slope_8w": slope, "wow_ratio": (weeks[:, 0] + 1) / (weeks[:, 1] + 1),
+            "features_used_28": used28, "features_used_90": used90,
+            "errors_28": errors28.astype(float), "error_rate_28": error_rate,
+            **{f"weekly_active_w{i}": weeks[:, i] for i in range(8)},
+            "ws_active_users_28": ws_active, "ws_users_ever": ws_active + rng.binomial(6, 0.5, n_users),
+            "ws_credits_trend": ws_trend,
+            "credits_per_active_day_28": np.divide(credits28, ad28, out=np.zeros(n_users), where=ad28 > 0),
+            "share_of_ws_credits_28": rng.beta(1.0, 4.0, n_users),
+            "engagement_drop_28": (adprev - ad28).astype(float),
+        })
+        z = (
+            -1.0 - 0.12 * (ad28 - 10) + 0.05 * (adprev - ad28) + 0.5 * np.log1p(recency)
+            + 6.0 * error_rate - 0.25 * (used28 - 2) - 0.8 * np.log(ws_trend)
+        )
+        p = _sigmoid(z)
+        churned = rng.random(n_users) < p
+        lapse_later = ~churned & (rng.random(n_users) < _sigmoid(z - 0.5))
+        day = np.clip(np.round(2 + 28 * rng.beta(1 + 4 * rate, 2.0)), 2, WINDOW)
+        frame["churned"] = churned.astype(int)
+        frame["days_to_inactivity"] = np.where(churned, 1.0, np.where(lapse_later, day, np.inf))
+        frames.append(frame)
+        truth.append(p)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.loc[frame["as_of"] == dates[-1], "days_to_inactivity"] = np.nan  # outcome not known yet
+    return TrainingSet.from_frame(frame, days_to_inactivity="days_to_inactivity"), np.concatenate(truth)
+
+
+def split_last(ts: TrainingSet) -> tuple[TrainingSet, TrainingSet]:
+    last = ts.as_of == ts.dates[-1]
+    return ts.subset(~last.to_numpy()), ts.subset(last.to_numpy())
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[TrainingSet, TrainingSet, np.ndarray]:
+    ts, truth = make_snapshots()
+    train, test = split_last(ts)
+    return train, test, truth[(ts.as_of == ts.dates[-1]).to_numpy()]
+
+
+@pytest.fixture(scope="module")
+def bundle(data) -> ChurnModel:
+    train, _, _ = data
+    return ChurnModel.fit(train, n_folds=2)
+
+
+@pytest.fixture(scope="module")
+def scored(bundle: ChurnModel, data) -> pd.DataFrame:
+    return bundle.predict(data[1].X)
+
+
+def test_synthetic_columns_are_user_behaviour(data):
+    assert list(data[0].X.columns) == USER_BEHAVIOUR.columns
+
+
+@pytest.mark.parametrize("kind", CLASSIFIER_KINDS)
+def test_each_kind_gives_probabilities(kind, data):
+    train, test, _ = data
+    clf = make_classifier(kind).fit(train.X, train.y)
+    proba = clf.predict_proba(test.X)
+    assert proba.shape == (len(test.X), 2)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert evaluate(test.y, proba[:, 1])["auc"] > 0.7
+
+
+def test_unknown_kind_and_missing_columns_are_explained(data):
+    with pytest.raises(ValueError, match="unknown classifier kind"):
+        make_classifier("svm")
+    train, test, _ = data
+    clf = make_classifier("logistic").fit(train.X, train.y)
+    with pytest.raises(ValueError, match="lacks feature columns.*recency_days"):
+        clf.predict_proba(test.X.drop(columns="recency_days"))
+
+
+def test_inf_is_treated_as_missing(data):
+    train, test, _ = data
+    clf = make_classifier("logistic").fit(train.X, train.y)
+    X = test.X.head(5).copy()
+    X["wow_ratio"] = np.inf
+    assert np.isfinite(clf.predict_proba(X)).all()
+
+
+def test_expected_calibration_error_known_values():
+    assert expected_calibration_error([0, 0, 0, 0], [0.9, 0.9, 0.9, 0.9]) == pytest.approx(0.9)
+    assert expected_calibration_error([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5]) == pytest.approx(0.0)
+    rng = np.random.default_rng(1)
+    p = rng.random(200_000)
+    assert expected_calibration_error(rng.random(200_000) < p, p) < 0.01
+
+
+def test_calibrated_model_is_calibrated_out_of_time(data):
+    train, test, truth = data
+    for kind in ("xgboost", "logistic"):
+        model = fit_calibrated(kind, train)
+        assert model.info["calibration_dates"] == [train.dates[-1].date().isoformat()] * 2
+        assert model.info["fit_dates"][1] < model.info["calibration_dates"][0]
+        p = model.predict_proba(test.X)[:, 1]
+        assert expected_calibration_error(test.y, p) <= 0.05, kind
+        assert np.corrcoef(p, truth)[0, 1] > 0.85
+
+
+def test_calibration_needs_a_later_slice(data):
+    one_date = data[1]
+    with pytest.raises(ValueError, match="more than 1 as-of date"):
+        fit_calibrated("xgboost", one_date)
+
+
+def test_select_model_picks_best_out_of_time_auc(bundle: ChurnModel, data):
+    train, test, _ = data
+    cv = pd.DataFrame(bundle.metadata["cv"])
+    dates = [d.date().isoformat() for d in train.dates]
+    assert sorted(cv["fold_date"].unique()) == dates[-2:]
+    for _, row in cv.iterrows():  # expanding window: train on every snapshot before the fold
+        assert row["n_train"] == sum(train.as_of.dt.date.astype(str) < row["fold_date"])
+    means = cv.groupby("kind")["auc"].mean()
+    assert bundle.kind == means.idxmax()
+    assert bundle.metadata["mean_auc"][bundle.kind] == pytest.approx(means.max())
+    assert evaluate(test.y, bundle.predict_proba(test.X))["auc"] > 0.75
+
+
+def test_select_model_needs_enough_dates(data):
+    with pytest.raises(ValueError, match="need 6 as-of dates"):
+        select_model(data[0], kinds=("logistic",), n_folds=5)
+    with pytest.raises(ValueError, match="at least 2"):
+        select_model(data[0], n_folds=1)
+
+
+def test_evaluate_reports_all_metrics():
+    y = np.array([1] * 10 + [0] * 90)
+    p = np.r_[np.linspace(0.9, 0.8, 10), np.linspace(0.5, 0.0, 90)]
+    m = evaluate(y, p)
+    assert m["auc"] == 1.0 and m["pr_auc"] == pytest.approx(1.0)
+    assert m["top_decile_lift"] == pytest.approx(10.0)
+    assert m["base_rate"] == 0.1 and m["n"] == 100
+    assert 0 <= m["brier"] <= 1 and 0 <= m["ece"] <= 1
+    assert np.isnan(evaluate([0, 0], [0.1, 0.2])["auc"])
+
+
+def test_predict_output_contract(bundle: ChurnModel, scored: pd.DataFrame, data):
+    test = data[1]
+    assert list(scored.columns) == [
+        "churn_probability", "risk_score", "risk_factors", "recommended_actions", "days_until_churn",
+    ]
+    assert scored.index.equals(test.X.index)
+    assert scored["churn_probability"].between(0, 1).all()
+    np.testing.assert_allclose(scored["risk_score"], np.round(100 * scored["churn_probability"], 1))
+    assert scored["days_until_churn"].dtype == "Int64"
+    assert list(bundle.predict(test.X.iloc[:0]).columns) == list(scored.columns)
+
+
+def test_risk_factors_name_real_columns_with_values(scored: pd.DataFrame, data):
+    X = data[1].X
+    risky = scored["churn_probability"] > 0.5
+    assert risky.sum() > 50
+    for idx, factors in scored.loc[risky, "risk_factors"].items():
+        assert 1 <= len(factors) <= 3
+        assert [f["contribution"] for f in factors] == sorted((f["contribution"] for f in factors), reverse=True)
+        for f in factors:
+            assert f["feature"] in X.columns
+            assert f["direction"] == "raises risk" and f["contribution"] > 0
+            assert f["value"] == pytest.approx(float(X.at[idx, f["feature"]]))
+            assert format_value(f["feature"], f["value"]) in f["text"]
+
+
+def test_driver_texts():
+    row = {
+        "active_days_28": 4, "active_days_prev_28": 18, "engagement_drop_28": 14, "recency_days": 12,
+        "error_rate_28": 0.18, "errors_28": 9, "features_used_28": 1, "features_used_90": 3,
+        "share_of_ws_credits_28": 0.6, "ws_credits_trend": 0.7,
+    }
+    assert describe_driver("active_days_28", row) == "active days in last 28 fell from 18 to 4"
+    assert describe_driver("active_days_prev_28", row) == "active days in last 28 fell from 18 to 4"
+    assert describe_driver("recency_days", row) == "no activity for 12 days"
+    assert describe_driver("error_rate_28", row) == "error rate 18% in last 28 days"
+    assert describe_driver("features_used_28", row) == "uses 1 feature (of 3 in last 90 days)"
+    assert "60% of workspace credits" in describe_driver("share_of_ws_credits_28", row)
+    assert "shrinking workspace" in describe_driver("share_of_ws_credits_28", row)
+    assert describe_driver("recency_days", {"recency_days": np.nan}) == "days since the user's last active day: unknown"
+
+
+def test_explain_drivers_groups_related_columns():
+    X = pd.DataFrame(
+        {"active_days_28": [4.0], "active_days_prev_28": [18.0], "recency_days": [12.0], "tenure_days": [400.0]}
+    )
+    contribs = np.array([[0.3, 0.2, 0.4, -0.1]])
+    (drivers,) = explain_drivers(contribs, X, top_k=3)
+    assert [d["driver"] for d in drivers] == ["activity_drop", "recency"]  # tenure lowers risk: left out
+    assert explain_drivers(np.array([[0.01, 0.01, 0.02, -0.1]]), X) == [[]]  # too weak to report
+    assert drivers[0]["feature"] == "active_days_28"
+    assert drivers[0]["contribution"] == pytest.approx(0.5)
+    assert drivers[0]["text"] == "active days in last 28 fell from 18 to 4"
+
+
+def test_actions_come_from_the_mapping(scored: pd.DataFrame):
+    columns = ["churn_probability", "risk_factors", "recommended_actions"]
+    for p, factors, actions in scored[columns].itertuples(index=False):
+        expected = {DRIVER_ACTIONS[f["driver"]] for f in factors}
+        assert {a["action_id"] for a in actions} <= set(ACTIONS)
+        if expected:
+            assert {a["action_id"] for a in actions} == expected
+        for a in actions:
+            assert a["title"] == ACTIONS[a["action_id"]]["title"]
+            assert a["priority"] == ("high" if p >= 0.7 else "medium" if p >= 0.4 else "low")
+
+
+def test_recommend_actions_merges_and_prioritises():
+    drivers = [
+        {"feature": "active_days_28", "driver": "activity_drop", "text": "active days in last 28 fell from 18 to 4"},
+        {"feature": "recency_days", "driver": "recency", "text": "no activity for 12 days"},
+        {"feature": "error_rate_28", "driver": "errors", "text": "error rate 18% in last 28 days"},
+    ]
+    actions = recommend_actions(drivers, 0.85)
+    assert [a["action_id"] for a in actions] == ["re_engagement_email", "support_follow_up"]
+    assert actions[0]["reason"] == "active days in last 28 fell from 18 to 4; no activity for 12 days"
+    assert all(a["priority"] == "high" for a in actions)
+    assert recommend_actions(drivers[2:], 0.1)[0]["priority"] == "low"
+    assert recommend_actions([], 0.5)[0]["action_id"] == "success_check_in"
+    assert recommend_actions([], 0.1) == []
+    share = [{"feature": "share_of_ws_credits_28", "text": "accounts for 60% of workspace credits"}]
+    assert recommend_actions(share, 0.5)[0]["action_id"] == "admin_outreach"
+
+
+def test_days_until_churn_varies_and_fits_the_window(scored: pd.DataFrame):
+    days = scored["days_until_churn"]
+    assert days.dropna().nunique() >= 3
+    high = scored["churn_probability"] >= 0.7
+    assert high.sum() > 20
+    assert days[high].notna().all() and days[high].between(1, WINDOW).all()
+    assert days.isna().any()  # some users are not expected to lapse within the window
+
+
+def test_time_to_churn_model_orders_by_risk(data):
+    train, test, _ = data
+    known = train.days_to_inactivity.notna().to_numpy()
+    d = train.days_to_inactivity.to_numpy()[known]
+    model = TimeToChurnModel().fit(train.X[known], d, d <= WINDOW)
+    cdf = model.predict_cdf(test.X)
+    assert np.all(np.diff(cdf, axis=1) >= 0) and np.all((cdf >= 0) & (cdf <= 1))
+    days = model.predict_days(test.X)
+    assert set(np.unique(days)) <= {-1, *range(1, WINDOW + 1)}
+    assert np.all((days == -1) == (cdf[:, -1] < 0.5))
+
+
+def test_inactivity_targets_from_active_days():
+    day = lambda d: pd.Timestamp("2025-01-01") + pd.Timedelta(days=d)  # noqa: E731
+    active = pd.DataFrame({
+        "workspace_id": "w",
+        "user_id": ["quiet", "lapses", "lapses", "stays", "stays", "stays", "late"],
+        "day": [day(-3), day(-1), day(9), day(5), day(25), day(45), day(20)],
+    })
+    snaps = pd.DataFrame({"workspace_id": "w", "user_id": ["quiet", "lapses", "stays", "late"], "as_of": day(0)})
+    out = inactivity_targets(active, snaps, observed_until=day(45), window=30)
+    assert out.tolist()[:3] == [1.0, 10.0, np.inf]
+    assert np.isnan(out.iloc[3])  # last active day 20: a lapse can be confirmed only on day 50
+    assert np.isnan(inactivity_targets(active, snaps, observed_until=day(20)).iloc[0])
+
+
+def test_save_load_round_trip(bundle: ChurnModel, data, tmp_path):
+    test = data[1]
+    bundle.save(tmp_path / "model")
+    assert not list((tmp_path / "model").glob("*.pkl"))
+    loaded = ChurnModel.load(tmp_path / "model")
+    pd.testing.assert_frame_equal(loaded.predict(test.X), bundle.predict(test.X))
+    assert loaded.kind == bundle.kind and loaded.metadata["mean_auc"] == bundle.metadata["mean_auc"]
+
+
+@pytest.mark.parametrize("kind", ["random_forest", "logistic", "mlp"])
+def test_save_load_round_trip_sklearn_kinds(kind, tmp_path):
+    train, test = split_last(make_snapshots(n_users=500, n_dates=4, seed=3)[0])
+    model = ChurnModel.fit(train, kinds=(kind,), n_folds=2, min_per_class=50, explainer_params={"n_estimators": 50})
+    assert model.kind == kind and model.explainer is not model.classifier.estimator
+    model.save(tmp_path / kind)
+    assert {p.suffix for p in (tmp_path / kind).iterdir()} == {".json", ".skops"}
+    loaded = ChurnModel.load(tmp_path / kind)
+    np.testing.assert_array_equal(loaded.predict_proba(test.X), model.predict_proba(test.X))
+    assert loaded.explain(test.X) == model.explain(test.X)
+
+
+def test_insufficient_data_is_reported(data):
+    ok, counts = check_sufficient([1] * 20 + [0] * 500, min_per_class=100)
+    assert not ok and counts == {"churned": 20, "retained": 500}
+    assert check_sufficient([1] * 100 + [0] * 100)[0]
+    train = data[0]
+    few = train.subset(((train.y == 0) | (np.arange(len(train.y)) % 50 == 0)).to_numpy())
+    with pytest.raises(InsufficientDataError) as err:
+        ChurnModel.fit(few, min_per_class=200)
+    assert err.value.counts["churned"] < 200 and "insufficient data" in str(err.value)
+
+
+def test_same_seed_same_probabilities():
+    train, test = split_last(make_snapshots(n_users=800, n_dates=3, seed=5)[0])
+    for kind in ("xgboost", "random_forest", "mlp"):
+        a = fit_calibrated(kind, train, random_state=7).predict_proba(test.X)
+        b = fit_calibrated(kind, train, random_state=7).predict_proba(test.X)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_training_set_checks_alignment(data):
+    train = data[0]
+    with pytest.raises(ValueError, match="len"):
+        TrainingSet(train.X, train.y.iloc[:-1], train.as_of, train.keys)
+    with pytest.raises(ValueError, match="0 \\(retained\\) or 1"):
+        TrainingSet(train.X, train.y * 2, train.as_of, train.keys)
+
+
+def test_plots_and_risk_score(data, bundle: ChurnModel):
+    test = data[1]
+    p = bundle.predict_proba(test.X)
+    assert isinstance(calibration_plot(test.y, p), Figure)
+    assert isinstance(roc_plot(test.y, p), Figure)
+    assert risk_score([0.0, 0.1234, 1.0]).tolist() == [0.0, 12.3, 100.0]
