@@ -284,13 +284,14 @@ def inactivity_targets(
     """
     keys = list(KEYS)
     w = np.timedelta64(window, "D")
-    until = np.datetime64(pd.Timestamp(observed_until))
+    until = np.datetime64(pd.Timestamp(observed_until), "ns")
     snap = snapshots[keys].copy()
-    snap["as_of"] = pd.to_datetime(snapshots["as_of"].to_numpy())
+    snap["as_of"] = pd.to_datetime(snapshots["as_of"].to_numpy()).astype("datetime64[ns]")
     snap["_row"] = np.arange(len(snap))
     snap["_end"] = snap["as_of"] + w
     snap = snap.sort_values("_end")
-    act = active_days[[*keys, "day"]].assign(day=lambda d: pd.to_datetime(d["day"])).drop_duplicates()
+    act = active_days[[*keys, "day"]].assign(day=lambda d: pd.to_datetime(d["day"]).astype("datetime64[ns]"))
+    act = act.drop_duplicates()
     act = act.sort_values("day")
     last = pd.merge_asof(snap, act.rename(columns={"day": "_last"}), left_on="_end", right_on="_last", by=keys)
     nxt = pd.merge_asof(

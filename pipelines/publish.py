@@ -97,6 +97,11 @@ def publish_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_typ
     return {"rows": len(df), "changed": upserted, "deleted_stale": deleted}
 
 
+def _json(value) -> str:
+    """JSON text for a JSONB column (already-encoded text is kept as is)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=float)
+
+
 CHURN_COLUMNS = ["workspace_id", "user_id", "churn_probability", "risk_score", "risk_factors",
                  "recommended_actions", "days_until_churn", "model_version"]
 
@@ -112,8 +117,8 @@ def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame, as_of: date) 
         "user_id": _uuids(frame["user_id"].astype(str), "user"),
         "churn_probability": frame["churn_probability"].astype(float).round(6),
         "risk_score": frame["risk_score"].astype(float).round(3),
-        "risk_factors": [json.dumps(v, sort_keys=True, default=float) for v in frame["risk_factors"]],
-        "recommended_actions": [json.dumps(v, sort_keys=True, default=float) for v in frame["recommended_actions"]],
+        "risk_factors": [_json(v) for v in frame["risk_factors"]],
+        "recommended_actions": [_json(v) for v in frame["recommended_actions"]],
         "days_until_churn": frame["days_until_churn"].astype("Int64"),
         "model_version": frame["model_version"].astype(str),
     })

@@ -1,0 +1,197 @@
+"""Churn: point-in-time training sets, out-of-time evaluation, MLflow tracking, scores for date ``D``.
+
+Label: a user active in the 28 days to ``T`` churns when they have no activity in ``(T, T + window]``
+(``settings.churn_window_days``, default 30). Snapshots are weekly as-of dates; their features come from
+the offline store (``user_behaviour`` as of ``T``, built from events up to ``T`` only). Users with no
+complete future window yet are never labelled.
+
+Evaluation is strictly out of time: the test snapshot is ``D - window`` (the latest with a complete
+label window), and training snapshots end ``window`` days before it, so no training label window
+overlaps the test's. The model evaluated is the model that scores ``D``: the numbers reported are the
+numbers of what is served. Training is pooled across workspaces (with workspace-level features), so
+small workspaces get scores too; the minimum-examples rule applies to the pooled training set.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipelines.feature_sets import USER_BEHAVIOUR
+from pipelines.feature_store import load_daily_aggregates, read_offline, write_offline
+from pipelines.features import DailyAggregates, build_user_features
+from pipelines.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "pae-user-churn"
+EXPERIMENT = "user-churn"
+ACTIVE_WITHIN_DAYS = 28
+
+
+def snapshot_features(settings: Settings, agg: DailyAggregates, as_of: date) -> pd.DataFrame:
+    """``user_behaviour`` as of a date from the offline store, computed and stored when missing."""
+    frame = read_offline(settings.offline_store_dir, USER_BEHAVIOUR, as_of)
+    if frame is None:
+        frame = build_user_features(agg, as_of)
+        write_offline(settings.offline_store_dir, USER_BEHAVIOUR, as_of, frame)
+    return frame[frame["recency_days"] < ACTIVE_WITHIN_DAYS].reset_index(drop=True)
+
+
+def active_days(agg: DailyAggregates) -> pd.DataFrame:
+    return agg.user_feature[["workspace_id", "user_id", "day"]].drop_duplicates()
+
+
+def churn_labels(snapshot: pd.DataFrame, active: pd.DataFrame, as_of: date, window: int) -> pd.Series:
+    """1 when the user has no active day in ``(as_of, as_of + window]``, else 0."""
+    lo, hi = pd.Timestamp(as_of), pd.Timestamp(as_of + timedelta(days=window))
+    later = active[(active["day"] > lo) & (active["day"] <= hi)][["workspace_id", "user_id"]].drop_duplicates()
+    later["_active"] = 1
+    merged = snapshot[["workspace_id", "user_id"]].merge(later, on=["workspace_id", "user_id"], how="left")
+    return pd.Series(np.where(merged["_active"].isna(), 1, 0), index=snapshot.index, name="churned")
+
+
+def snapshot_dates(run_date: date, window: int, n_train: int, step_days: int = 7) -> tuple[date, list[date]]:
+    """(test date, training dates oldest first): test = D - window, training ends ``window`` days earlier."""
+    test = run_date - timedelta(days=window)
+    last_train = test - timedelta(days=window)
+    return test, [last_train - timedelta(days=step_days * i) for i in reversed(range(n_train))]
+
+
+def training_frame(settings: Settings, agg: DailyAggregates, dates: list[date], observed_until: date) -> pd.DataFrame:
+    """Labelled snapshot rows (keys, as_of, features, churned, days_to_inactivity) for ``dates``."""
+    from models.churn import inactivity_targets
+
+    window = settings.churn_window_days
+    active = active_days(agg)
+    frames = []
+    for t in dates:
+        if t + timedelta(days=window) > observed_until:
+            raise ValueError(f"snapshot {t} has no complete {window}-day label window before {observed_until}")
+        snap = snapshot_features(settings, agg, t)
+        frames.append(snap.assign(as_of=pd.Timestamp(t), churned=churn_labels(snap, active, t, window)))
+    frame = pd.concat(frames, ignore_index=True)
+    frame["days_to_inactivity"] = inactivity_targets(active, frame, observed_until, window)
+    return frame
+
+
+def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, p_test, bundle: Path,
+                importance: dict) -> tuple[str, str, str]:
+    """One MLflow run: params, metrics, plots, feature importance, the model; returns (run id, uri, path)."""
+    from models.churn import calibration_plot, roc_plot
+    from pipelines.tracking import use_experiment
+
+    use_experiment(settings, EXPERIMENT)
+    import mlflow
+
+    with mlflow.start_run(run_name=f"churn {params['run_date']}") as run:
+        mlflow.set_tags({"pae.run_date": params["run_date"], "pae.champion_kind": model.kind})
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+        for name, fig in (("calibration.png", calibration_plot(y_test, p_test)), ("roc.png", roc_plot(y_test, p_test))):
+            mlflow.log_figure(fig, f"plots/{name}")
+        mlflow.log_dict(importance, "feature_importance.json")
+        mlflow.log_dict(model.metadata, "training_metadata.json")
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(REPO_ROOT / "models" / "pyfunc.py"),
+            artifacts={"bundle": str(bundle)}, code_paths=[str(REPO_ROOT / "models")],
+        )
+        return run.info.run_id, info.model_uri, run.info.artifact_uri
+
+
+def _feature_importance(model, X: pd.DataFrame) -> dict:
+    """Mean |SHAP| per feature on the test snapshot, from the explainer model."""
+    contrib = model.explainer.contributions(X[model.feature_columns])
+    mean_abs = np.abs(contrib[:, : len(model.feature_columns)]).mean(axis=0)
+    order = np.argsort(-mean_abs)
+    return {model.feature_columns[i]: round(float(mean_abs[i]), 6) for i in order}
+
+
+def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_snapshots: int = 8,
+                    kinds: tuple[str, ...] | None = None) -> dict:
+    """Build the training set, train and evaluate out of time, track, register and score ``run_date``.
+
+    Returns a reference dict: ``status`` (``success`` | ``insufficient_data`` | ``skipped``), counts,
+    metrics, the MLflow run id and model version, and ``scores_path`` (Parquet) when scores were made.
+    """
+    from models.churn import CLASSIFIER_KINDS, ChurnModel, InsufficientDataError, evaluate
+    from pipelines.tracking import promote, record_ml_model, register
+
+    t0 = time.perf_counter()
+    window = settings.churn_window_days
+    test_date, train_dates = snapshot_dates(run_date, window, n_train_snapshots)
+    agg = load_daily_aggregates(settings.offline_store_dir, run_date)
+    first_day = agg.user_feature["day"].min()
+    train_dates = [d for d in train_dates if pd.Timestamp(d) - first_day >= pd.Timedelta(days=28)]
+    ref: dict = {"run_date": run_date.isoformat(), "test_date": test_date.isoformat(),
+                 "train_dates": [d.isoformat() for d in train_dates]}
+    if len(train_dates) < 2:
+        ref.update(status="insufficient_data", reason=f"history too short for 2 training snapshots before {test_date}",
+                   counts={"train_snapshots": len(train_dates)})
+        return ref
+
+    frame = training_frame(settings, agg, [*train_dates, test_date], run_date)
+    is_test = frame["as_of"] == pd.Timestamp(test_date)
+    from models.churn import TrainingSet
+
+    train = TrainingSet.from_frame(frame[~is_test].reset_index(drop=True), days_to_inactivity="days_to_inactivity")
+    test = frame[is_test].reset_index(drop=True)
+    ref["n_train"], ref["n_test"] = int((~is_test).sum()), int(is_test.sum())
+    try:
+        model = ChurnModel.fit(train, kinds=kinds or CLASSIFIER_KINDS, n_folds=3,
+                               min_per_class=settings.churn_min_examples, random_state=0)
+    except InsufficientDataError as exc:
+        ref.update(status="insufficient_data", reason=str(exc), counts=exc.counts)
+        return ref
+    ref["train_seconds"] = round(time.perf_counter() - t0, 1)
+
+    p_test = model.predict_proba(test[model.feature_columns])
+    metrics = {f"oot_{k}": v for k, v in evaluate(test["churned"], p_test).items()}
+    metrics.update({f"cv_auc_{k}": v for k, v in model.metadata["mean_auc"].items() if v is not None})
+    ref["metrics"] = metrics
+    ref["champion_kind"] = model.kind
+
+    bundle = Path(tempfile.mkdtemp(prefix="churn-bundle-"))
+    model.save(bundle)
+    importance = _feature_importance(model, test)
+    params = {"run_date": run_date.isoformat(), "window_days": window, "test_date": test_date.isoformat(),
+              "train_dates": ",".join(ref["train_dates"]), "n_train": ref["n_train"], "n_test": ref["n_test"],
+              "champion_kind": model.kind, "kinds": ",".join(kinds or CLASSIFIER_KINDS),
+              "feature_set": USER_BEHAVIOUR.key, "min_per_class": settings.churn_min_examples}
+    run_id, model_uri, artifact_uri = _log_mlflow(settings, model, metrics, params, test["churned"].to_numpy(),
+                                                  p_test, bundle, importance)
+    version = register(model_uri, MODEL_NAME, "oot_auc", metrics["oot_auc"], settings)
+    decision = promote(MODEL_NAME, version, "oot_auc", metrics["oot_auc"], settings, lower_is_better=False,
+                       tolerance=0.03)
+    ref.update(mlflow_run_id=run_id, model_version=version, promotion=decision.as_dict())
+    with engine.begin() as conn:
+        record_ml_model(conn, model_name=MODEL_NAME, model_type=f"churn_{model.kind}", version=version,
+                        target_metric="churn_30d", training_params=params,
+                        performance_metrics={**metrics, "promotion": decision.as_dict()},
+                        feature_importance=importance, artifacts_path=f"{artifact_uri}/model",
+                        training_data_start=train_dates[0], training_data_end=test_date, is_active=decision.promoted)
+    if not decision.promoted:
+        ref.update(status="skipped", reason=f"challenger not promoted: {decision.reason}")
+        return ref
+
+    t1 = time.perf_counter()
+    population = snapshot_features(settings, agg, run_date)
+    scored = model.predict(population[model.feature_columns])
+    scores = pd.concat([population[["workspace_id", "user_id"]], scored.reset_index(drop=True)], axis=1)
+    scores["model_version"] = version
+    for col in ("risk_factors", "recommended_actions"):  # JSON text: Parquet would turn lists into arrays
+        scores[col] = [json.dumps(v, sort_keys=True, default=float) for v in scores[col]]
+    out = settings.data_dir / "churn" / f"as_of={run_date.isoformat()}" / "scores.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    scores.to_parquet(out)
+    ref.update(status="success", scores_path=str(out), n_scored=len(scores),
+               score_seconds=round(time.perf_counter() - t1, 1), total_seconds=round(time.perf_counter() - t0, 1))
+    return ref
