@@ -15,7 +15,9 @@ Every workspace is simulated in its local calendar (fixed UTC offsets) from ``st
 UTC day in the window is complete. Ground-truth dates (signup, churn, reactivation, incidents,
 spikes, level shifts) are workspace-local calendar dates; the UTC offset is in ``workspaces.parquet``.
 A churned user's events all fall before ``churn_date`` in local time, hence before
-``churn_date + 1 day`` in UTC.
+``churn_date + 1 day`` in UTC. Null dates mean "none in the window" (for agents' ``start_date``:
+already running when it opens). Incidents still building up at the end of the window keep their
+intended peak and end dates, which may fall after ``end_date``.
 
 Each workspace draws from its own generator, seeded by ``SeedSequence(seed, spawn_key=(1, i))``; the
 platform-wide draws (sizes, agent counts, outages) use ``spawn_key=(0,)``. Output therefore does not
@@ -26,7 +28,7 @@ workspace has a time zone with its country's holidays, weekly profile, August an
 trend (growth, flat, decline, saturating), an optional level shift and day-level AR noise. Users
 sign up over time, have an engagement level (activity probability), calls per active day, preferred
 features and an error propensity; a time-varying hazard (low engagement, narrow feature use, errors
-and incident exposure, small workspace, short tenure raise it) decides churn. About 65% of churners
+and incident exposure, small workspace, short tenure raise it) decides churn. About 60% of churners
 fade over 2-6 weeks first; some churned users come back. Agents follow workspace activity (or run
 on a schedule) with a base error rate and incidents whose error rate ramps up over 3-10 days.
 """
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
@@ -54,6 +57,7 @@ FEATURES = ("chat", "search", "code_assist", "data_analysis", "image_gen", "api"
 FEATURE_PRICE = np.array([1.0, 0.5, 1.5, 2.5, 4.0, 0.4, 1.2])  # mean credits per call
 FEATURE_POPULARITY = np.array([0.95, 0.7, 0.55, 0.45, 0.3, 0.4, 0.35])  # chance a workspace uses it
 AGENT_AFFINITY = np.array([1.0, 1.0, 1.5, 2.0, 0.5, 3.0, 3.0])  # features agents lean towards
+BATCH_FEATURES = np.array([3, 5, 6])  # data_analysis, api, automation: where batch-job spikes land
 ERROR_CREDIT_SHARE = 0.1  # failed calls are billed at this share of the price
 
 # (label, UTC offset in hours, holiday country, share of workspaces)
@@ -105,8 +109,6 @@ class _Plan:
     """Platform-wide draws, shared by all chunks."""
 
     seed: int
-    start: date
-    end: date
     dates: np.ndarray  # simulated local days, start - 1 .. end + 1 (datetime64[D])
     dow: np.ndarray  # day of week of each simulated day, Monday = 0
     sizes: np.ndarray  # users per workspace
@@ -122,12 +124,11 @@ class _Plan:
 
 @dataclass
 class _Workspace:
-    """Per-workspace traits (also the ground-truth row)."""
+    """Per-workspace traits; most of them are written to ``ground_truth/workspaces.parquet``."""
 
     index: int
     zone: int
     created_idx: int  # simulated-day index of creation; <= 0 means before the window
-    created_date: date
     end_idx: int  # day the workspace cancelled (all users leave); n_days if never
     trend_kind: str
     growth_rate: float  # annual log growth of call intensity
@@ -166,6 +167,9 @@ class _Rows:
             cols = (day, sec, user, agent, feat, credits, error, count)
             self.parts.append(tuple(np.broadcast_to(np.asarray(v, dt), (n,)) for v, dt in zip(cols, _ROW_DTYPES)))
 
+    def daily_credits(self, n_days: int) -> np.ndarray:
+        return sum((np.bincount(p[0], weights=p[5], minlength=n_days) for p in self.parts), np.zeros(n_days))
+
     def columns(self) -> list[np.ndarray]:
         if not self.parts:
             return [np.empty(0, dtype=dt) for dt in _ROW_DTYPES]
@@ -203,31 +207,22 @@ def generate_platform(n_workspaces: int, days: int, seed: int, out_dir: Path,
         old.unlink()
 
     plan = _plan_platform(n_workspaces, start, end, seed, users_per_workspace)
-    ws_rows, agent_rows, incident_rows, spike_rows = [], [], [], []
-    event_files, n_rows = [], 0
-    with pq.ParquetWriter(truth_dir / "users.parquet", _USERS_SCHEMA) as users_writer:
+    event_files, n_rows, truth_rows = [], 0, dict.fromkeys(TRUTH_SCHEMAS, 0)
+    with ExitStack() as stack:
+        writers = {name: stack.enter_context(pq.ParquetWriter(truth_dir / f"{name}.parquet", schema))
+                   for name, schema in TRUTH_SCHEMAS.items()}
         for chunk_no, lo in enumerate(range(0, n_workspaces, CHUNK_WORKSPACES)):
             chunk = range(lo, min(lo + CHUNK_WORKSPACES, n_workspaces))
-            row_parts = []
-            for w in chunk:
-                rows, truth = _simulate_workspace(plan, w)
-                row_parts.append(rows)
-                users_writer.write_table(pa.Table.from_pandas(truth["users"], schema=_USERS_SCHEMA,
-                                                              preserve_index=False))
-                ws_rows.append(truth["workspace"])
-                agent_rows.append(truth["agents"])
-                incident_rows.append(truth["incidents"])
-                spike_rows.append(truth["spikes"])
+            row_parts, truths = zip(*(_simulate_workspace(plan, w) for w in chunk))
+            for name, writer in writers.items():
+                frame = pd.concat([t[name] for t in truths], ignore_index=True)
+                writer.write_table(pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False))
+                truth_rows[name] += len(frame)
             table = _events_table(plan, chunk, row_parts)
             path = events_dir / f"part-{chunk_no:05d}.parquet"
             pq.write_table(table, path, compression="zstd")
             event_files.append(path)
             n_rows += table.num_rows
-
-    pd.DataFrame(ws_rows).to_parquet(truth_dir / "workspaces.parquet", index=False)
-    pd.concat(agent_rows, ignore_index=True).to_parquet(truth_dir / "agents.parquet", index=False)
-    pd.concat(incident_rows, ignore_index=True).to_parquet(truth_dir / "incidents.parquet", index=False)
-    pd.concat(spike_rows, ignore_index=True).to_parquet(truth_dir / "spikes.parquet", index=False)
 
     summary = GenerationSummary(out_dir=out_dir, n_workspaces=n_workspaces, n_users=int(plan.sizes.sum()),
                                 n_agents=int(plan.agent_counts.sum()), n_event_rows=n_rows,
@@ -239,7 +234,7 @@ def generate_platform(n_workspaces: int, days: int, seed: int, out_dir: Path,
         "start_date": start.isoformat(),
         "end_date": end.isoformat(),
         "counts": {"workspaces": n_workspaces, "users": summary.n_users, "agents": summary.n_agents,
-                   "incidents": int(sum(len(x) for x in incident_rows)), "event_rows": n_rows},
+                   "incidents": truth_rows["incidents"], "event_rows": n_rows},
         "event_files": [p.relative_to(out_dir).as_posix() for p in event_files],
         "ground_truth_dates": "workspace-local calendar dates (see workspaces.utc_offset_hours)",
         "feature_prices": dict(zip(FEATURES, FEATURE_PRICE.tolist())),
@@ -291,6 +286,8 @@ def _strength(resid_var: float, component: np.ndarray) -> float:
 # --- platform and workspace traits ------------------------------------------------------------
 
 def _plan_platform(n_workspaces: int, start: date, end: date, seed: int, users_per_workspace: float) -> _Plan:
+    """Platform-wide draws: lognormal workspace sizes rescaled to the requested mean, agent counts
+    growing with size, global id offsets and platform outage days."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,)))
     raw = rng.lognormal(0.0, 1.2, n_workspaces)
     sizes = np.maximum(1, np.round(raw * users_per_workspace / raw.mean())).astype(np.int64)
@@ -299,12 +296,13 @@ def _plan_platform(n_workspaces: int, start: date, end: date, seed: int, users_p
     outage = np.zeros(len(dates), dtype=bool)
     n_out = rng.poisson(1.5 * len(dates) / 365)
     outage[rng.integers(1, len(dates) - 1, n_out)] = True
-    return _Plan(seed=seed, start=start, end=end, dates=dates, dow=(dates.astype(np.int64) + 3) % 7, sizes=sizes, agent_counts=agent_counts,
-                 user_offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
+    return _Plan(seed=seed, dates=dates, dow=(dates.astype(np.int64) + 3) % 7,
+                 sizes=sizes, agent_counts=agent_counts, user_offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
                  agent_offset=np.concatenate([[0], np.cumsum(agent_counts)[:-1]]), outage=outage)
 
 
 def _workspace_traits(rng: np.random.Generator, plan: _Plan, w: int) -> _Workspace:
+    """Draw a workspace's time zone, lifetime, trend, weekly strength, feature mix and rates."""
     n_days = plan.n_days
     zone = int(rng.choice(len(ZONES), p=[z[3] for z in ZONES]))
     if n_days > 60 and rng.random() < 0.15:
@@ -330,20 +328,21 @@ def _workspace_traits(rng: np.random.Generator, plan: _Plan, w: int) -> _Workspa
     hours /= hours.sum()
 
     shift_idx, shift_factor = None, 1.0
-    if n_days > 60 and rng.random() < 0.3:
-        shift_idx = int(rng.integers(max(first + 14, int(0.15 * n_days)), max(first + 15, int(0.9 * n_days))))
+    shift_lo, shift_hi = max(first + 14, int(0.15 * n_days)), int(0.9 * n_days)
+    if shift_lo < shift_hi and rng.random() < 0.3:
+        shift_idx = int(rng.integers(shift_lo, shift_hi))
         shift_factor = float(np.clip(rng.lognormal(0, 0.5), 0.35, 3.0))
     size = plan.sizes[w]
     size_hazard = 1.6 if size <= 3 else 1.3 if size <= 10 else 1.0 if size <= 100 else 0.8
     trend_hazard = {"growth": 0.8, "flat": 1.0, "decline": 1.6, "saturating": 0.9}[kind]
     initial = {"growth": (0.3, 0.6), "flat": (0.6, 0.85), "decline": (0.85, 0.97), "saturating": (0.2, 0.5)}[kind]
     return _Workspace(
-        index=w, zone=zone, created_idx=created_idx,
-        created_date=plan.start + timedelta(days=created_idx - 1), end_idx=end_idx,
+        index=w, zone=zone, created_idx=created_idx, end_idx=end_idx,
         trend_kind=kind, growth_rate=float(growth), weekly_strength=float(weekly),
-        engagement=float(rng.beta(3.2, 5.8)), calls_per_day=float(rng.lognormal(np.log(6), 0.4)),
+        engagement=float(rng.beta(4.0, 5.0)), calls_per_day=float(rng.lognormal(np.log(6), 0.4)),
         features=features, feature_weights=rng.dirichlet(np.full(len(features), 0.8)),
-        price_mult=float(rng.lognormal(0, 0.3)), user_error_rate=float(np.exp(rng.uniform(np.log(0.001), np.log(0.01)))),
+        price_mult=float(rng.lognormal(0, 0.3)),
+        user_error_rate=float(np.exp(rng.uniform(np.log(0.001), np.log(0.01)))),
         level_shift_idx=shift_idx, level_shift_factor=shift_factor, initial_share=float(rng.uniform(*initial)),
         hazard_mult=size_hazard * trend_hazard, hours_cdf=np.cumsum(hours),
         block_weights=hours.reshape(4, 6).sum(1),
@@ -413,7 +412,7 @@ def _agent_traits(rng: np.random.Generator, plan: _Plan, ws: _Workspace) -> dict
         for _ in range(n_inc[a]):
             if stop[a] - start[a] < 20:
                 break
-            s0 = int(rng.integers(start[a], stop[a] - 1))
+            s0 = int(rng.integers(max(start[a], 1), stop[a] - 1))
             ramp, resolve = int(rng.integers(3, 11)), int(rng.integers(1, 5))
             peak_rate = rng.uniform(0.2, 0.6)
             x = d - s0
@@ -446,7 +445,8 @@ def _agent_rows(rng: np.random.Generator, plan: _Plan, ws: _Workspace, ag: dict,
     left = np.ones(n)
     for b in range(4):
         w = ag["blocks"][:, b]
-        part = remaining if b == 3 else rng.binomial(remaining, np.clip(w / np.maximum(left, 1e-12), 0, 1)[:, None])
+        share = np.clip(w / np.maximum(left, 1e-12), 0, 1)[:, None]
+        part = remaining if b == 3 else rng.binomial(remaining, share)
         remaining = remaining - part
         left = left - w
         errors = rng.binomial(part, ag["err"])
@@ -472,8 +472,13 @@ def _user_traits(rng: np.random.Generator, plan: _Plan, ws: _Workspace) -> dict:
     else:
         n_pre = 0
         founders = max(1, rng.binomial(n_users, 0.3))
-    t = (np.arange(first, n_days - 1) - 1) / 365.0
-    density = {"growth": np.exp(ws.growth_rate * t), "saturating": np.exp(-t / 0.5)}.get(ws.trend_kind, np.ones_like(t))
+    t = (np.arange(first, min(ws.end_idx, n_days - 1)) - 1) / 365.0  # no signups after cancellation
+    if ws.trend_kind == "growth":
+        density = np.exp(ws.growth_rate * t)
+    elif ws.trend_kind == "saturating":
+        density = np.exp(-t / 0.5)
+    else:
+        density = np.ones_like(t)
     cdf = np.cumsum(density)
     later = first + np.searchsorted(cdf, rng.random(n_users - n_pre - founders) * cdf[-1])
     signup = np.sort(np.concatenate([
@@ -487,21 +492,29 @@ def _user_traits(rng: np.random.Generator, plan: _Plan, ws: _Workspace) -> dict:
     breadth = rng.beta(1.0, 8.0, n_users)  # chance of using a second feature on an active day
     eff_features = 1.0 / (prefs**2).sum(axis=1)
     err = ws.user_error_rate * rng.lognormal(0, 0.5, n_users)
-    hazard = (9e-4 * ws.hazard_mult * (0.3 / (p + 0.05)) ** 0.9 * np.exp(-0.35 * (eff_features - 1.5))
+    # base daily churn hazard: low engagement, narrow feature use, error-prone usage and a small or
+    # declining workspace raise it (tenure and incident exposure are applied day by day)
+    hazard = (2e-3 * ws.hazard_mult * (0.3 / (p + 0.05)) ** 0.5 * np.exp(-0.35 * (eff_features - 1.5))
               * (1.3 - breadth) * np.sqrt(err / 0.008))
-    # up to 4 vacations (4-14 days) and sometimes a long break (25-80 days): quiet, not churned
-    n_vac = np.minimum(4, rng.poisson(1.2 * n_days / 365, n_users))
-    vac_start = rng.integers(0, n_days, (n_users, 5))
-    vac_end = vac_start + np.column_stack([rng.integers(4, 15, (n_users, 4)), rng.integers(25, 81, n_users)])
-    vac_start[:, :4][np.arange(4) >= n_vac[:, None]] = n_days
-    vac_start[rng.random(n_users) >= 0.15 * n_days / 365, 4] = n_days
+    # quiet spells that are not churn: up to 4 vacations (4-14 days) and 2 long breaks (20-90 days)
+    years = n_days / 365
+    n_quiet = np.column_stack([np.minimum(4, rng.poisson(1.2 * years, n_users)),
+                               np.minimum(2, rng.poisson(0.5 * years, n_users))])
+    slot_kind = np.array([0, 0, 0, 0, 1, 1])
+    slot_rank = np.array([0, 1, 2, 3, 0, 1])
+    vac_start = rng.integers(0, n_days, (n_users, 6))
+    vac_start[slot_rank >= n_quiet[:, slot_kind]] = n_days
+    length = np.where(slot_kind == 0, rng.integers(4, 15, (n_users, 6)), rng.integers(20, 91, (n_users, 6)))
+    vac_end = vac_start + length
     return {
         "signup": signup, "p": p, "lam": ws.calls_per_day * rng.lognormal(0, 0.5, n_users),
         "prefs": prefs, "breadth": breadth, "eff_features": eff_features,
         "err": err, "hazard": hazard, "threshold": rng.exponential(1.0, n_users),
-        "regularity": rng.beta(6.0, 1.5, n_users), "routine": rng.random((n_users, 7)),
-        "fade": rng.random(n_users) < 0.62, "fade_len": rng.integers(14, 43, n_users),
-        "react": rng.random(n_users) < 0.15, "react_gap": np.clip(rng.lognormal(np.log(60), 0.5, n_users), 21, 300).astype(np.int64),
+        "regularity": rng.beta(4.0, 2.0, n_users) * np.minimum(1.0, p / 0.3),  # casual users are irregular
+        "routine": rng.random((n_users, 7)),
+        "fade": rng.random(n_users) < 0.65, "fade_len": rng.integers(14, 43, n_users),
+        "react": rng.random(n_users) < 0.25,
+        "react_gap": np.clip(rng.lognormal(np.log(45), 0.6, n_users), 14, 300).astype(np.int64),
         "react_p": p * rng.uniform(0.5, 1.0, n_users), "vac_start": vac_start, "vac_end": vac_end,
     }
 
@@ -520,7 +533,8 @@ def _user_block(rng: np.random.Generator, plan: _Plan, ws: _Workspace, u: dict, 
     d = np.arange(n_days)
     signup = np.maximum(u["signup"], 0)
     tenure = d[None, :] - u["signup"][:, None]
-    hazard = u["hazard"][:, None] * (1 + 2.5 * np.exp(-np.maximum(tenure, 0) / 40.0)) * (1 + 6 * days["exposure"])
+    hazard = u["hazard"][:, None] * (1 + 2.5 * np.exp(-np.maximum(tenure, 0) / 40.0))
+    hazard *= 1 + 6 * days["exposure"]
     hazard[(d[None, :] <= signup[:, None]) | (d[None, :] == 0)] = 0.0
     crossed = np.cumsum(hazard, axis=1) >= u["threshold"][:, None]
     churn = np.where(crossed[:, -1], crossed.argmax(axis=1), n_days)
@@ -530,14 +544,16 @@ def _user_block(rng: np.random.Generator, plan: _Plan, ws: _Workspace, u: dict, 
     churned = churn < n_days
     fade = churned & ~by_workspace & u["fade"]
     react_at = churn + u["react_gap"]
-    react = churned & ~by_workspace & u["react"] & (react_at <= n_days - 2)
+    # one churn per user at most: nobody returns to a workspace that cancels later
+    react = churned & u["react"] & (react_at <= n_days - 2) & (ws.end_idx == n_days)
     react_at = np.where(react, react_at, n_days)
 
     after = d[None, :] >= react_at[:, None]
     alive = ((d[None, :] >= signup[:, None]) & (d[None, :] < churn[:, None])) | after
     fade_left = np.clip((churn[:, None] - d[None, :]) / u["fade_len"][:, None], 0.0, 1.0)
-    fade_mult = np.where(fade[:, None], 0.25 + 0.75 * fade_left, 1.0)
+    fade_mult = np.where(fade[:, None], 0.35 + 0.65 * fade_left, 1.0)
     fade_mult[after] = 1.0
+
     def weekly(level: np.ndarray) -> np.ndarray:
         x = np.minimum(level[:, None] * days["by_dow"], 0.98)
         reg = u["regularity"][:, None]
@@ -547,10 +563,11 @@ def _user_block(rng: np.random.Generator, plan: _Plan, ws: _Workspace, u: dict, 
     phi = 0.97
     shocks = rng.normal(0, 0.4 * math.sqrt(1 - phi**2), (n, n_days))
     spell = np.exp(lfilter([1.0], [1.0, -phi], shocks, axis=1, zi=rng.normal(0, 0.4 * phi, (n, 1)))[0])
-    prob = np.where(after, weekly(u["react_p"]), weekly(u["p"])) * days["calendar"] * fade_mult * np.sqrt(spell)
-    for j in range(5):
+    prob = np.where(after, weekly(u["react_p"]), weekly(u["p"])) * days["calendar"] * fade_mult * spell
+    for j in range(u["vac_start"].shape[1]):
         prob[(d[None, :] >= u["vac_start"][:, j, None]) & (d[None, :] < u["vac_end"][:, j, None])] *= 0.05
     active = alive & (rng.random((n, n_days)) < prob)
+    active[u["signup"] >= 1, u["signup"][u["signup"] >= 1]] = True  # new users try the product at once
     ui, di = np.nonzero(active)
 
     # one row per feature used: the preferred draw, sometimes a second one with fewer calls;
@@ -620,10 +637,9 @@ def _simulate_workspace(plan: _Plan, w: int) -> tuple[tuple, dict]:
 def _spike_rows(rng: np.random.Generator, plan: _Plan, ws: _Workspace, rows: _Rows) -> list[tuple[int, float]]:
     """Rare one-off batch jobs: a system row worth several typical days of credits."""
     n_spikes = rng.poisson(0.35 * plan.n_days / 365)
-    cols = rows.columns()
-    if n_spikes == 0 or len(cols[0]) == 0:
+    daily = rows.daily_credits(plan.n_days)
+    if n_spikes == 0 or not daily.any():
         return []
-    daily = np.bincount(cols[0], weights=cols[5], minlength=plan.n_days)
     first = max(ws.created_idx, 1)
     last = min(ws.end_idx, plan.n_days - 1)
     if last - first < 7:
@@ -631,7 +647,7 @@ def _spike_rows(rng: np.random.Generator, plan: _Plan, ws: _Workspace, rows: _Ro
     typical = daily[first:last].mean()
     day = rng.integers(first, last, n_spikes)
     credits = rng.uniform(1.5, 6.0, n_spikes) * typical
-    batch = np.intersect1d(ws.features, [3, 5, 6])
+    batch = np.intersect1d(ws.features, BATCH_FEATURES)
     feat = rng.choice(batch if len(batch) else ws.features, n_spikes)
     count = np.maximum(1, np.round(credits / (FEATURE_PRICE[feat] * ws.price_mult))).astype(np.int64)
     rows.add(day, rng.integers(0, 6 * 3600, n_spikes), -1, -1, feat, credits, False, count)
@@ -640,13 +656,27 @@ def _spike_rows(rng: np.random.Generator, plan: _Plan, ws: _Workspace, rows: _Ro
 
 # --- ground truth and output -------------------------------------------------------------------
 
-_USERS_SCHEMA = pa.schema([
-    ("workspace_id", pa.string()), ("user_id", pa.string()), ("signup_date", pa.date32()),
-    ("churn_date", pa.date32()), ("churn_kind", pa.string()), ("reactivation_date", pa.date32()),
-    ("base_engagement", pa.float64()), ("calls_per_active_day", pa.float64()),
-    ("preferred_feature", pa.string()), ("effective_features", pa.float64()),
-    ("feature_breadth", pa.float64()), ("error_propensity", pa.float64()), ("base_churn_hazard", pa.float64()),
-])
+_STR, _F64, _DATE = pa.string(), pa.float64(), pa.date32()
+TRUTH_SCHEMAS = {
+    "workspaces": pa.schema([
+        ("workspace_id", _STR), ("n_users", pa.int64()), ("n_agents", pa.int64()), ("timezone", _STR),
+        ("utc_offset_hours", _F64), ("country", _STR), ("created_date", _DATE), ("ended_date", _DATE),
+        ("trend_kind", _STR), ("growth_rate", _F64), ("level_shift_date", _DATE), ("level_shift_factor", _F64),
+        ("weekly_strength", _F64), ("engagement", _F64), ("calls_per_active_day", _F64),
+        ("price_multiplier", _F64), ("user_error_rate", _F64), ("features", _STR)]),
+    "users": pa.schema([
+        ("workspace_id", _STR), ("user_id", _STR), ("signup_date", _DATE), ("churn_date", _DATE),
+        ("churn_kind", _STR), ("reactivation_date", _DATE), ("base_engagement", _F64),
+        ("calls_per_active_day", _F64), ("preferred_feature", _STR), ("effective_features", _F64),
+        ("feature_breadth", _F64), ("error_propensity", _F64), ("base_churn_hazard", _F64)]),
+    "agents": pa.schema([
+        ("workspace_id", _STR), ("agent_id", _STR), ("feature", _STR), ("base_error_rate", _F64),
+        ("scheduled", pa.bool_()), ("start_date", _DATE), ("stop_date", _DATE)]),
+    "incidents": pa.schema([
+        ("workspace_id", _STR), ("agent_id", _STR), ("start_date", _DATE), ("peak_date", _DATE),
+        ("end_date", _DATE), ("peak_error_rate", _F64)]),
+    "spikes": pa.schema([("workspace_id", _STR), ("date", _DATE), ("credits", _F64)]),
+}
 
 
 def _ws_id(w: int) -> str:
@@ -654,26 +684,23 @@ def _ws_id(w: int) -> str:
 
 
 def _ground_truth(plan: _Plan, ws: _Workspace, users: dict, lives: list[dict], ag: dict,
-                  spikes: list[tuple[int, float]]) -> dict:
-    day0 = plan.start - timedelta(days=1)  # simulated day index 0
-    n_days = plan.n_days
+                  spikes: list[tuple[int, float]]) -> dict[str, pd.DataFrame]:
+    """Ground-truth frames of one workspace (dates in its local calendar; NaT = none in the window)."""
+    n_days, w = plan.n_days, ws.index
 
-    def to_date(idx: np.ndarray, valid: np.ndarray) -> pd.Series:
-        return pd.Series(np.where(valid, np.datetime64(day0) + idx.astype("timedelta64[D]"), np.datetime64("NaT")),
-                         dtype="datetime64[s]").dt.date
+    def dates(idx, valid=True) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.int64)
+        return np.where(valid, plan.dates[0] + idx.astype("timedelta64[D]"), np.datetime64("NaT"))
 
-    churn = np.concatenate([x["churn"] for x in lives]) if lives else np.empty(0, np.int64)
-    react = np.concatenate([x["react_at"] for x in lives]) if lives else np.empty(0, np.int64)
-    kind = np.concatenate([x["churn_kind"] for x in lives]) if lives else np.empty(0, object)
-    w, n_users = ws.index, len(users["p"])
-    uid0 = int(plan.user_offset[w])
+    churn, react, kind = (np.concatenate([life[k] for life in lives]) for k in ("churn", "react_at", "churn_kind"))
+    uid0, aid0 = int(plan.user_offset[w]), int(plan.agent_offset[w])
     users_df = pd.DataFrame({
         "workspace_id": _ws_id(w),
-        "user_id": [f"u-{uid0 + i + 1:06d}" for i in range(n_users)],
-        "signup_date": to_date(users["signup"], np.ones(n_users, bool)),
-        "churn_date": to_date(churn, churn < n_days),
+        "user_id": [f"u-{uid0 + i + 1:06d}" for i in range(len(churn))],
+        "signup_date": dates(users["signup"]),
+        "churn_date": dates(churn, churn < n_days),
         "churn_kind": kind,
-        "reactivation_date": to_date(react, react < n_days),
+        "reactivation_date": dates(react, react < n_days),
         "base_engagement": users["p"],
         "calls_per_active_day": users["lam"],
         "preferred_feature": np.array(FEATURES)[ws.features[users["prefs"].argmax(axis=1)]],
@@ -682,38 +709,33 @@ def _ground_truth(plan: _Plan, ws: _Workspace, users: dict, lives: list[dict], a
         "error_propensity": users["err"],
         "base_churn_hazard": users["hazard"],
     })
-    aid0 = int(plan.agent_offset[w])
     agent_ids = [f"ag-{aid0 + a + 1:05d}" for a in range(ag["n"])]
     agents_df = pd.DataFrame({
-        "workspace_id": _ws_id(w), "agent_id": agent_ids,
-        "feature": [FEATURES[f] for f in ag["feature"]], "base_error_rate": ag["base_err"],
-        "scheduled": ag["scheduled"],
-        "start_date": to_date(ag["start"], ag["start"] > 0), "stop_date": to_date(ag["stop"], ag["stop"] < n_days),
+        "workspace_id": _ws_id(w), "agent_id": agent_ids, "feature": np.array(FEATURES)[ag["feature"]],
+        "base_error_rate": ag["base_err"], "scheduled": ag["scheduled"],
+        "start_date": dates(ag["start"], ag["start"] > 0), "stop_date": dates(ag["stop"], ag["stop"] < n_days),
     })
-    inc = np.array([i[1:4] for i in ag["incidents"]], dtype=np.int64).reshape(-1, 3)
+    inc = ag["incidents"]
     incidents_df = pd.DataFrame({
-        "workspace_id": _ws_id(w), "agent_id": [agent_ids[i[0]] for i in ag["incidents"]],
-        "start_date": to_date(inc[:, 0], np.ones(len(inc), bool)),
-        "peak_date": to_date(inc[:, 1], np.ones(len(inc), bool)),
-        "end_date": to_date(inc[:, 2], np.ones(len(inc), bool)),
-        "peak_error_rate": [i[4] for i in ag["incidents"]],
+        "workspace_id": _ws_id(w), "agent_id": [agent_ids[i[0]] for i in inc],
+        "start_date": dates([i[1] for i in inc]), "peak_date": dates([i[2] for i in inc]),
+        "end_date": dates([i[3] for i in inc]), "peak_error_rate": [i[4] for i in inc],
     })
-    spike_days = np.array([s[0] for s in spikes], dtype=np.int64)
-    spikes_df = pd.DataFrame({"workspace_id": _ws_id(w), "date": to_date(spike_days, np.ones(len(spikes), bool)),
+    spikes_df = pd.DataFrame({"workspace_id": _ws_id(w), "date": dates([s[0] for s in spikes]),
                               "credits": [s[1] for s in spikes]})
     zone = ZONES[ws.zone]
-    workspace = {
-        "workspace_id": _ws_id(w), "n_users": n_users, "n_agents": ag["n"], "timezone": zone[0],
-        "utc_offset_hours": zone[1], "country": zone[2], "created_date": ws.created_date,
-        "ended_date": day0 + timedelta(days=ws.end_idx) if ws.end_idx < n_days else None,
-        "trend_kind": ws.trend_kind, "growth_rate": ws.growth_rate,
-        "level_shift_date": day0 + timedelta(days=ws.level_shift_idx) if ws.level_shift_idx is not None else None,
+    workspace_df = pd.DataFrame([{
+        "workspace_id": _ws_id(w), "n_users": len(churn), "n_agents": ag["n"], "timezone": zone[0],
+        "utc_offset_hours": zone[1], "country": zone[2], "created_date": dates([ws.created_idx])[0],
+        "ended_date": dates([ws.end_idx], ws.end_idx < n_days)[0], "trend_kind": ws.trend_kind,
+        "growth_rate": ws.growth_rate,
+        "level_shift_date": dates([ws.level_shift_idx or 0], ws.level_shift_idx is not None)[0],
         "level_shift_factor": ws.level_shift_factor, "weekly_strength": ws.weekly_strength,
         "engagement": ws.engagement, "calls_per_active_day": ws.calls_per_day, "price_multiplier": ws.price_mult,
         "user_error_rate": ws.user_error_rate, "features": ",".join(FEATURES[f] for f in ws.features),
-    }
-    return {"users": users_df, "agents": agents_df, "incidents": incidents_df, "spikes": spikes_df,
-            "workspace": workspace}
+    }])
+    return {"workspaces": workspace_df, "users": users_df, "agents": agents_df, "incidents": incidents_df,
+            "spikes": spikes_df}
 
 
 def _events_table(plan: _Plan, chunk: range, parts: list[tuple]) -> pa.Table:
