@@ -137,12 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-airflow", action="store_true", help="run the steps directly (pae run) instead of the DAG")
     d.set_defaults(func=cmd_demo)
 
-    try:
-        from pipelines.forecast_file import add_forecast_parser
-    except ImportError:
-        pass
-    else:
-        add_forecast_parser(sub)
+    from pipelines.forecast_file import add_forecast_parser
+    from services.api.main import add_api_parsers
+
+    add_forecast_parser(sub)
+    add_api_parsers(sub)
     return p
 
 

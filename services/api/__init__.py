@@ -1,0 +1,1 @@
+"""The read-only HTTP API over the stored predictions (``create_app`` in ``main``)."""

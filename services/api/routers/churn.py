@@ -1,0 +1,37 @@
+"""Churn risk of a workspace's users."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.api.auth import WorkspaceDep
+from services.api.deps import ServiceDep
+from services.api.schemas import API_ERRORS, ChurnRiskPage, EntityId, ErrorMessage
+
+router = APIRouter(prefix="/api/analytics/predictions", tags=["predictions"], responses=API_ERRORS)
+
+MAX_LIMIT = 1000
+MAX_OFFSET = 10_000_000
+MAX_USERS = 1000
+
+
+@router.get(
+    "/churn",
+    response_model=ChurnRiskPage,
+    summary="Users by churn risk, with risk factors and recommended actions",
+    responses={404: {"model": ErrorMessage, "description": "Unknown workspace, or no churn scores yet."}},
+)
+async def read_churn(
+    service: ServiceDep,
+    workspace_id: WorkspaceDep,
+    risk_threshold: Annotated[float, Query(ge=0, le=1, description="Minimum churn probability.")] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Users to skip.")] = 0,
+    users: Annotated[
+        list[EntityId] | None,
+        Query(max_length=MAX_USERS, description="Only these users (UUIDs or external ids); repeat the parameter."),
+    ] = None,
+) -> dict:
+    """The latest churn scores of a workspace's users, riskiest first."""
+    return await service.predict_user_churn(workspace_id, users, risk_threshold, limit, offset)
