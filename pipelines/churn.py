@@ -101,7 +101,7 @@ def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, 
         mlflow.log_dict(importance, "feature_importance.json")
         mlflow.log_dict(model.metadata, "training_metadata.json")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(REPO_ROOT / "models" / "pyfunc.py"),
+            name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_churn.py"),
             artifacts={"bundle": str(bundle)}, code_paths=[str(REPO_ROOT / "models")],
         )
         return run.info.run_id, info.model_uri, run.info.artifact_uri

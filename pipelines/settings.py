@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     churn_min_examples: int = Field(default=100, ge=1, description="Min churned and retained training rows.")
     shards: int = Field(default=4, ge=1, description="Workspace shards mapped onto Airflow workers.")
     threads: int = Field(default=2, ge=1, description="Thread count for OpenMP/BLAS/n_jobs.")
+    forecast_horizon_days: int = Field(default=30, ge=1, le=365, description="Days ahead published.")
+    forecast_level: int = Field(default=95, ge=50, le=99, description="Published interval confidence (%).")
+    forecast_history_days: int = Field(default=730, ge=60, description="History given to forecasters.")
+    forecast_include_prophet: bool = Field(default=False, description="Prophet in the ensemble (0.15 s/series).")
+    promotion_tolerance: float = Field(default=0.25, ge=0, description="Relative slack before a challenger is refused.")
     future_tolerance_seconds: int = Field(default=300, ge=0, description="Clock skew allowed on event_time.")
     api_database_url: str | None = Field(
         default=None,

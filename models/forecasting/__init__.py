@@ -1,0 +1,68 @@
+"""Forecasting: one long-frame contract for every model, Nixtla style.
+
+Input ``(unique_id, ds, y)``; output ``(unique_id, ds, yhat, yhat_lower, yhat_upper)`` for ``h``
+steps after each series' own last timestamp, at frequency ``"D"`` or ``"h"``::
+
+    from models.forecasting import Ensemble
+    fcst = Ensemble(n_jobs=2).fit(df, freq="D").predict(h=30, level=95)
+
+Members: :class:`SeasonalNaive` (the baseline), :class:`ETS`, :class:`ARIMA`, :class:`Prophet`,
+:class:`GlobalGBM` (one XGBoost model for all series) and the :class:`Ensemble` of them, whose
+weights and conformal intervals come from a rolling-origin backtest. :class:`ConformalForecaster`
+gives any member calibrated intervals. :func:`cross_validation` and :func:`evaluate` backtest and
+score any list of models.
+
+Choices:
+
+* Gaps: ``fill="zero"`` (default) treats a missing timestamp or NaN value as no usage;
+  ``fill="interpolate"`` interpolates linearly; ``fill=None`` rejects gaps.
+* Robustness: series shorter than two seasons (14 days, 48 hours) or constant get a window
+  average; a member that raises on a series gives that series the seasonal naive forecast. Both
+  are listed in the model's ``fallbacks`` with the reason and logged.
+* Intervals never go below zero for series whose history is non-negative, and always satisfy
+  ``yhat_lower <= yhat <= yhat_upper``.
+* Scale: per-series models (ETS, ARIMA, Prophet) fork ``n_jobs`` processes and use at most a year
+  (ETS) or half a year (ARIMA) of history; GlobalGBM uses ``n_jobs`` XGBoost threads.
+* Models are deterministic given their seeds.
+"""
+from .base import SEASON_LENGTH, Fallback, Forecaster, ForecastInputError, Panel, SeasonalNaive
+from .ensemble import ConformalCalibrator, ConformalForecaster, Ensemble, default_members
+from .evaluation import Evaluation, coverage, cross_validation, evaluate, mape, mase, smape, wape
+from .gbm import GlobalGBM
+from .members import ARIMA, ETS, Prophet
+
+MODELS = {
+    "seasonal_naive": SeasonalNaive,
+    "ets": ETS,
+    "arima": ARIMA,
+    "prophet": Prophet,
+    "gbm": GlobalGBM,
+    "ensemble": Ensemble,
+}
+"""Model names accepted by ``pae forecast --model``."""
+
+__all__ = [
+    "ARIMA",
+    "ETS",
+    "MODELS",
+    "SEASON_LENGTH",
+    "ConformalCalibrator",
+    "ConformalForecaster",
+    "Ensemble",
+    "Evaluation",
+    "Fallback",
+    "ForecastInputError",
+    "Forecaster",
+    "GlobalGBM",
+    "Panel",
+    "Prophet",
+    "SeasonalNaive",
+    "coverage",
+    "cross_validation",
+    "default_members",
+    "evaluate",
+    "mape",
+    "mase",
+    "smape",
+    "wape",
+]

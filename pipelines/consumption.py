@@ -1,0 +1,284 @@
+"""Credit consumption forecasting: per workspace and per workspace × feature/service, coherent.
+
+Per shard of workspaces (``shard_of``: a stable hash), on the feature store's daily credit series:
+1. **Holdout evaluation** on workspace totals: an Ensemble fitted on everything but the last
+   ``HOLDOUT_DAYS`` days forecasts them; every member and the ensemble are scored on days they never saw
+   (MAPE, sMAPE, MASE, WAPE, 80/95% coverage). The ensemble's own rolling-origin backtest (4 origins,
+   where its weights are chosen) is scored too, and labelled as such.
+2. **Production forecast**: Ensembles fitted on the full history of the totals and of the
+   workspace × feature series forecast ``h`` days with conformal intervals.
+3. **Reconciliation** (forecast-proportional top-down): each feature's forecast is the workspace total's
+   forecast times the feature's share of the feature forecasts that day, so the breakdown sums to the
+   total exactly; its bounds are the feature model's bounds scaled by the same factor.
+``finalize`` merges the shards, tracks one MLflow run (metrics, per-series metrics, plots, the model),
+registers it and applies the promotion policy (``pipelines.tracking``): a challenger whose holdout WAPE
+is worse than the champion's by more than ``promotion_tolerance`` is not published, so the previous
+forecasts stay served.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from pipelines.feature_store import load_daily_aggregates
+from pipelines.features import daily_series
+from pipelines.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "pae-credit-consumption"
+EXPERIMENT = "credit-consumption"
+HOLDOUT_DAYS = 30
+LEVELS = (80, 95)
+
+
+def shard_of(workspace_id: str, n_shards: int) -> int:
+    return int(hashlib.md5(workspace_id.encode()).hexdigest()[:8], 16) % n_shards
+
+
+def ensemble_params(settings: Settings) -> dict:
+    return {"include_prophet": settings.forecast_include_prophet, "backtest_h": 30, "n_windows": 4,
+            "n_jobs": settings.threads, "seed": 0, "country": "US"}
+
+
+def shard_dir(settings: Settings, as_of: date, shard: int) -> Path:
+    return settings.data_dir / "forecasts" / f"as_of={as_of.isoformat()}" / f"shard={shard}"
+
+
+def _with_levels(model, h: int) -> pd.DataFrame:
+    """(unique_id, ds, yhat, lo-80, hi-80, lo-95, hi-95) from one fitted model."""
+    out = None
+    for lv in LEVELS:
+        f = model.predict(h=h, level=lv).rename(columns={"yhat_lower": f"lo-{lv}", "yhat_upper": f"hi-{lv}"})
+        out = f if out is None else out.merge(f.drop(columns="yhat"), on=["unique_id", "ds"])
+    return out
+
+
+def series_metrics(actual: pd.DataFrame, forecasts: dict[str, pd.DataFrame], history: pd.DataFrame) -> pd.DataFrame:
+    """Per (series, model) holdout metrics; MASE scaled by the in-sample seasonal-naive (7) MAE."""
+    from models.forecasting import mape, mase, smape, wape
+
+    hist = history.sort_values(["unique_id", "ds"])
+    scale = hist.groupby("unique_id")["y"].apply(
+        lambda y: float(np.mean(np.abs(y.to_numpy()[7:] - y.to_numpy()[:-7]))) if len(y) > 7 else np.nan)
+    rows = []
+    for name, fc in forecasts.items():
+        merged = actual.merge(fc, on=["unique_id", "ds"], how="inner")
+        for uid, g in merged.groupby("unique_id", sort=True):
+            y, yhat = g["y"].to_numpy(), g["yhat"].to_numpy()
+            row = {"unique_id": uid, "model": name, "mape": mape(y, yhat), "smape": smape(y, yhat),
+                   "mase": mase(y, yhat, scale.get(uid, np.nan)), "wape": wape(y, yhat),
+                   "actual_sum": float(y.sum()), "abs_err_sum": float(np.abs(y - yhat).sum())}
+            for lv in LEVELS:
+                if f"lo-{lv}" in g:
+                    row[f"coverage_{lv}"] = float(((y >= g[f"lo-{lv}"]) & (y <= g[f"hi-{lv}"])).mean())
+                    row[f"hits_{lv}"], row[f"n_{lv}"] = int(row[f"coverage_{lv}"] * len(y) + 0.5), len(y)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize(per_series: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: median MASE, median MAPE/sMAPE, pooled WAPE and pooled coverage."""
+    g = per_series.groupby("model")
+    out = pd.DataFrame({
+        "n_series": g.size(),
+        "median_mase": g["mase"].median(),
+        "median_mape": g["mape"].median(),
+        "median_smape": g["smape"].median(),
+        "median_wape": g["wape"].median(),
+        "pooled_wape": g["abs_err_sum"].sum() / g["actual_sum"].sum().replace(0, np.nan),
+    })
+    for lv in LEVELS:
+        if f"hits_{lv}" in per_series:
+            out[f"coverage_{lv}"] = g[f"hits_{lv}"].sum() / g[f"n_{lv}"].sum().replace(0, np.nan)
+    return out.reset_index()
+
+
+def reconcile(total: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
+    """Forecast-proportional top-down: feature forecasts scaled so they sum to the workspace total.
+
+    ``total``: (workspace_id, ds, yhat, yhat_lower, yhat_upper); ``bottom``: the same with ``feature``.
+    Days where every feature forecast is 0 split the total evenly.
+    """
+    b = bottom.merge(total[["workspace_id", "ds", "yhat"]].rename(columns={"yhat": "total"}), on=["workspace_id", "ds"])
+    denom = b.groupby(["workspace_id", "ds"])["yhat"].transform("sum")
+    n = b.groupby(["workspace_id", "ds"])["yhat"].transform("size")
+    share = np.where(denom > 0, b["yhat"] / denom.where(denom > 0, 1), 1.0 / n)
+    factor = np.where(b["yhat"] > 0, b["total"] * share / b["yhat"].where(b["yhat"] > 0, 1), 0.0)
+    out = b.assign(yhat=b["total"] * share)
+    out["yhat_lower"] = np.minimum(np.where(b["yhat"] > 0, b["yhat_lower"] * factor, 0.0), out["yhat"])
+    out["yhat_upper"] = np.maximum(np.where(b["yhat"] > 0, b["yhat_upper"] * factor, out["yhat"]), out["yhat"])
+    return out.drop(columns="total")
+
+
+def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
+    """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
+    from models.forecasting import Ensemble, default_members
+
+    t0 = time.perf_counter()
+    h = settings.forecast_horizon_days
+    agg = load_daily_aggregates(settings.offline_store_dir, as_of,
+                                since=as_of - timedelta(days=settings.forecast_history_days - 1))
+    totals = daily_series(agg, as_of)
+    totals = totals[totals["unique_id"].map(lambda w: shard_of(w, n_shards) == shard)]
+    bottom = daily_series(agg, as_of, by_feature=True)
+    bottom = bottom[bottom["unique_id"].str.split("|", n=1).str[0].isin(set(totals["unique_id"]))]
+    out = shard_dir(settings, as_of, shard)
+    out.mkdir(parents=True, exist_ok=True)
+    ref = {"shard": shard, "path": str(out), "n_series": 0, "n_rows": 0, "n_workspaces": 0}
+    if totals.empty:
+        pd.DataFrame().to_parquet(out / "forecast.parquet")
+        return ref
+    params = ensemble_params(settings)
+
+    # 1. holdout: the last HOLDOUT_DAYS never seen by the ensemble or its members
+    cutoff = pd.Timestamp(as_of) - pd.Timedelta(days=HOLDOUT_DAYS)
+    train, actual = totals[totals["ds"] <= cutoff], totals[totals["ds"] > cutoff]
+    lengths = train.groupby("unique_id").size()
+    train = train[train["unique_id"].isin(lengths[lengths >= 28].index)]
+    evaluated = {}
+    if not train.empty:
+        ens = Ensemble(**params).fit(train, freq="D")
+        evaluated = {"Ensemble": _with_levels(ens, HOLDOUT_DAYS)}
+        member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed")}
+        for m in default_members(**member_args):  # every member, including those the ensemble left out
+            evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
+        ens.backtest_.to_parquet(out / "backtest.parquet")
+        series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
+
+    # 2. production forecasts (totals and features), 3. reconciliation
+    t_fit = time.perf_counter()
+    total_model = Ensemble(**params).fit(totals, freq="D")
+    total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
+    bottom_model = Ensemble(**params).fit(bottom, freq="D")
+    bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
+    bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
+    features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
+    frame = pd.concat([total_fc.assign(dimension="total"), features.rename(columns={"feature": "dimension"})],
+                      ignore_index=True)
+    frame = frame.rename(columns={"ds": "prediction_date", "yhat": "predicted_value",
+                                  "yhat_lower": "confidence_lower", "yhat_upper": "confidence_upper"})
+    frame["target_metric"] = "credits"
+    frame["confidence_level"] = settings.forecast_level / 100
+    frame = frame.sort_values(["workspace_id", "dimension", "prediction_date"]).reset_index(drop=True)
+    frame.to_parquet(out / "forecast.parquet")
+    pd.concat([total_model.weights_.assign(level="total"), bottom_model.weights_.assign(level="feature")]
+              ).to_parquet(out / "weights.parquet")
+    fallbacks = [f.__dict__ for m in (total_model, bottom_model) for f in m.fallbacks]
+    ref.update(n_series=int(totals["unique_id"].nunique() + bottom["unique_id"].nunique()), n_rows=len(frame),
+               n_workspaces=int(totals["unique_id"].nunique()), n_fallbacks=len(fallbacks),
+               fallbacks=fallbacks[:20], fit_seconds=round(time.perf_counter() - t_fit, 1),
+               seconds=round(time.perf_counter() - t0, 1),
+               history_start=str(totals["ds"].min().date()), history_end=as_of.isoformat())
+    (out / "ref.json").write_text(json.dumps(ref, default=str))
+    log.info("consumption shard %d: %d series in %.1fs", shard, ref["n_series"], ref["seconds"])
+    return ref
+
+
+def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, n: int = 4) -> list[Path]:
+    """History + forecast (with the band) PNGs of the ``n`` largest workspaces."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    agg = load_daily_aggregates(settings.offline_store_dir, as_of, since=as_of - timedelta(days=120))
+    hist = daily_series(agg, as_of)
+    top = hist.groupby("unique_id")["y"].sum().nlargest(n).index
+    paths = []
+    for ws in top:
+        h, f = hist[hist["unique_id"] == ws], totals_fc[totals_fc["workspace_id"] == ws]
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        ax.plot(h["ds"], h["y"], color="black", lw=1, label="credits")
+        ax.plot(f["prediction_date"], f["predicted_value"], color="tab:blue", lw=1.5, label="forecast")
+        ax.fill_between(f["prediction_date"], f["confidence_lower"], f["confidence_upper"], alpha=0.25,
+                        color="tab:blue", label=f"{int(settings.forecast_level)}% interval")
+        ax.set_title(f"{ws}: daily credits, as of {as_of}")
+        ax.legend(loc="upper left")
+        fig.tight_layout()
+        path = settings.data_dir / "forecasts" / f"as_of={as_of.isoformat()}" / f"plot_{ws}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) -> dict:
+    """Merge shard outputs, track and register the model, decide whether to publish."""
+    from pipelines.tracking import promote, record_ml_model, register, use_experiment
+
+    refs = [r for r in refs if r.get("n_rows")]
+    if not refs:
+        return {"publish": False, "reason": "no workspace had history to forecast"}
+    root = settings.data_dir / "forecasts" / f"as_of={as_of.isoformat()}"
+    frame = pd.concat([pd.read_parquet(Path(r["path"]) / "forecast.parquet") for r in refs], ignore_index=True)
+    holdout = [Path(r["path"]) / "holdout_metrics.parquet" for r in refs]
+    per_series = pd.concat([pd.read_parquet(p) for p in holdout if p.exists()], ignore_index=True)
+    summary = summarize(per_series) if len(per_series) else pd.DataFrame()
+    backtests = [pd.read_parquet(Path(r["path"]) / "backtest.parquet") for r in refs
+                 if (Path(r["path"]) / "backtest.parquet").exists()]
+    model_version = None
+    metrics: dict = {}
+    if len(summary):
+        for row in summary.itertuples():
+            for col in ("median_mase", "median_mape", "median_smape", "pooled_wape", "coverage_80", "coverage_95"):
+                metrics[f"holdout_{row.model}_{col}"] = float(getattr(row, col))
+    ens = summary[summary["model"] == "Ensemble"].iloc[0] if len(summary) else None
+    value = float(ens["pooled_wape"]) if ens is not None else float("nan")
+
+    use_experiment(settings, EXPERIMENT)
+    import mlflow
+
+    frame_path = root / "forecast.parquet"
+    frame["model_version"] = "pending"
+    params = {"as_of": as_of.isoformat(), "horizon_days": settings.forecast_horizon_days,
+              "level": settings.forecast_level, "holdout_days": HOLDOUT_DAYS, "shards": len(refs),
+              "history_days": settings.forecast_history_days, **{f"ensemble_{k}": v for k, v in ensemble_params(settings).items()}}
+    with mlflow.start_run(run_name=f"consumption {as_of}") as run:
+        mlflow.set_tags({"pae.run_date": as_of.isoformat()})
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({"n_series": sum(r["n_series"] for r in refs), "n_fallbacks": sum(r.get("n_fallbacks", 0) for r in refs),
+                            "fit_seconds_total": sum(r.get("fit_seconds", 0) for r in refs)})
+        root.mkdir(parents=True, exist_ok=True)
+        if len(per_series):
+            per_series.to_csv(root / "holdout_per_series.csv", index=False)
+            summary.to_csv(root / "holdout_summary.csv", index=False)
+            mlflow.log_artifact(str(root / "holdout_per_series.csv"), "metrics")
+            mlflow.log_artifact(str(root / "holdout_summary.csv"), "metrics")
+        if backtests:
+            from models.forecasting import evaluate
+
+            bt = evaluate(pd.concat(backtests, ignore_index=True)).summary
+            bt.to_csv(root / "backtest_summary.csv", index=False)
+            mlflow.log_artifact(str(root / "backtest_summary.csv"), "metrics")
+        for p in _plots(settings, as_of, frame[frame["dimension"] == "total"]):
+            mlflow.log_artifact(str(p), "plots")
+        config = root / "config.json"
+        config.write_text(json.dumps({"ensemble": ensemble_params(settings)}))
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_consumption.py"),
+                                       artifacts={"config": str(config)}, code_paths=[str(REPO_ROOT / "models")])
+        run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
+    model_version = register(info.model_uri, MODEL_NAME, "holdout_wape", value, settings)
+    decision = promote(MODEL_NAME, model_version, "holdout_wape", value, settings, lower_is_better=True,
+                       tolerance=settings.promotion_tolerance)
+    frame["model_version"] = model_version
+    frame.to_parquet(frame_path)
+    with engine.begin() as conn:
+        record_ml_model(conn, model_name=MODEL_NAME, model_type="ensemble_forecaster", version=model_version,
+                        target_metric="credits", training_params=params,
+                        performance_metrics={**metrics, "promotion": decision.as_dict()}, feature_importance=None,
+                        artifacts_path=f"{artifact_uri}/model",
+                        training_data_start=min(date.fromisoformat(r["history_start"]) for r in refs),
+                        training_data_end=as_of, is_active=decision.promoted)
+    return {"publish": decision.promoted, "reason": decision.reason, "forecast_path": str(frame_path),
+            "model_version": model_version, "mlflow_run_id": run_id, "holdout_wape": value,
+            "rows": len(frame), "summary": summary.to_dict("records") if len(summary) else []}

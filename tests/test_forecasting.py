@@ -1,0 +1,380 @@
+"""Forecasting contract: shapes, invariants, fallbacks, calibration, validation and the file command."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.forecasting import (
+    ARIMA,
+    ETS,
+    ConformalForecaster,
+    Ensemble,
+    ForecastInputError,
+    Forecaster,
+    GlobalGBM,
+    Prophet,
+    SeasonalNaive,
+    coverage,
+    cross_validation,
+    evaluate,
+    mape,
+    mase,
+    smape,
+    wape,
+)
+from pipelines.forecast_file import add_forecast_parser, forecast_file
+
+DATA = Path(__file__).parent / "data"
+FORECAST_COLS = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"]
+
+
+def make_series(
+    n_series: int = 4, n_steps: int = 70, freq: str = "D", seed: int = 0, ragged: bool = True
+) -> pd.DataFrame:
+    """Seeded seasonal series of different scales; with ``ragged`` they differ in length and end."""
+    rng = np.random.default_rng(seed)
+    season = 7 if freq == "D" else 24
+    frames = []
+    for i in range(n_series):
+        n = n_steps - (3 * i if ragged else 0)
+        end = pd.Timestamp("2025-03-31") - pd.Timedelta(days=i if ragged else 0)
+        if freq == "h":
+            end += pd.Timedelta(hours=23)
+        ds = pd.date_range(end=end, periods=n, freq=freq)
+        t = np.arange(n)
+        level = 10.0 ** (i % 3 + 1)
+        y = level * (1 + 0.4 * np.sin(2 * np.pi * t / season)) * rng.lognormal(0, 0.15, n)
+        frames.append(pd.DataFrame({"unique_id": f"s{i}", "ds": ds, "y": y}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def small_gbm() -> GlobalGBM:
+    return GlobalGBM(n_estimators=40, n_jobs=1)
+
+
+def small_ensemble() -> Ensemble:
+    return Ensemble(members=[SeasonalNaive(), ETS(), small_gbm()], backtest_h=12)
+
+
+def check_forecast(fcst: pd.DataFrame, df: pd.DataFrame, h: int, freq: str = "D") -> None:
+    """The output contract every forecaster must meet."""
+    assert list(fcst.columns) == FORECAST_COLS
+    assert len(fcst) == df["unique_id"].nunique() * h
+    assert not fcst.duplicated(["unique_id", "ds"]).any()
+    assert np.isfinite(fcst[["yhat", "yhat_lower", "yhat_upper"]].to_numpy()).all()
+    assert (fcst["yhat_lower"] <= fcst["yhat"]).all() and (fcst["yhat"] <= fcst["yhat_upper"]).all()
+    step = pd.Timedelta(1, unit=freq)
+    for uid, g in fcst.groupby("unique_id"):
+        last = pd.to_datetime(df.loc[df["unique_id"] == uid, "ds"]).max()
+        assert g["ds"].tolist() == list(pd.date_range(last + step, periods=h, freq=freq))
+    nonneg_ids = df.groupby("unique_id")["y"].min().ge(0)
+    assert (fcst.loc[fcst["unique_id"].map(nonneg_ids), "yhat_lower"] >= 0).all()
+
+
+# --------------------------------------------------------------------------- members
+
+
+@pytest.mark.parametrize(
+    "model_factory",
+    [SeasonalNaive, ETS, ARIMA, small_gbm, small_ensemble],
+    ids=["snaive", "ets", "arima", "gbm", "ensemble"],
+)
+def test_member_contract_daily(model_factory):
+    df = make_series()
+    model = model_factory()
+    assert isinstance(model, Forecaster)
+    check_forecast(model.fit(df, freq="D").predict(h=10, level=80), df, 10)
+    assert model.fallbacks == []
+
+
+@pytest.mark.parametrize(
+    "model_factory", [SeasonalNaive, ETS, small_gbm, small_ensemble], ids=["snaive", "ets", "gbm", "ensemble"]
+)
+def test_member_contract_hourly(model_factory):
+    df = make_series(n_series=3, n_steps=24 * 6, freq="h")
+    check_forecast(model_factory().fit(df, freq="h").predict(h=36, level=95), df, 36, freq="h")
+
+
+def test_gbm_long_horizon_and_determinism():
+    df = make_series(n_series=5, n_steps=120)
+    first = small_gbm().fit(df).predict(h=365)
+    check_forecast(first, df, 365)
+    pd.testing.assert_frame_equal(first, small_gbm().fit(df).predict(h=365))
+
+
+def test_arima_auto_and_prophet_small():
+    df = make_series(n_series=2, n_steps=60)
+    check_forecast(ARIMA(auto=True).fit(df).predict(7), df, 7)
+    prophet = Prophet(uncertainty_samples=100)
+    first = prophet.fit(df).predict(7)
+    check_forecast(first, df, 7)
+    pd.testing.assert_frame_equal(first, prophet.predict(7))
+
+
+def test_worker_processes_give_the_same_forecast():
+    df = make_series(n_series=20, n_steps=40, ragged=False)
+    pd.testing.assert_frame_equal(ETS(n_jobs=2).fit(df).predict(7), ETS(n_jobs=1).fit(df).predict(7))
+
+
+def test_wider_level_gives_wider_interval():
+    model = ETS().fit(make_series())
+    narrow, wide = model.predict(7, level=80), model.predict(7, level=95)
+    assert ((wide.yhat_upper - wide.yhat_lower) >= (narrow.yhat_upper - narrow.yhat_lower) - 1e-9).all()
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def test_short_series_fall_back_and_are_recorded():
+    df = pd.concat([make_series(n_series=2), make_series(n_series=1, n_steps=3).assign(unique_id="tiny")])
+    model = ETS().fit(df)
+    check_forecast(model.predict(5), df, 5)
+    [fb] = model.fallbacks
+    assert (fb.unique_id, fb.used) == ("tiny", "WindowAverage") and "short history" in fb.reason
+
+
+def test_member_error_on_one_series_falls_back_to_seasonal_naive(monkeypatch, caplog):
+    df = make_series(n_series=3)
+    original = ETS._fit_one
+
+    def flaky(self, y, start, freq):
+        if y.max() > 500:  # only s2 has level 1000
+            raise RuntimeError("boom")
+        return original(self, y, start, freq)
+
+    monkeypatch.setattr(ETS, "_fit_one", flaky)
+    with caplog.at_level(logging.WARNING):
+        model = ETS().fit(df)
+    fcst = model.predict(7)
+    check_forecast(fcst, df, 7)
+    [fb] = model.fallbacks
+    assert (fb.unique_id, fb.used) == ("s2", "SeasonalNaive") and "boom" in fb.reason
+    assert "boom" in caplog.text and "'s2'" in caplog.text
+    expected = SeasonalNaive().fit(df[df.unique_id == "s2"]).predict(7)
+    np.testing.assert_allclose(fcst.loc[fcst.unique_id == "s2", "yhat"], expected["yhat"])
+
+
+def test_global_member_failure_falls_back_for_all(monkeypatch):
+    df = make_series(n_series=2)
+    monkeypatch.setattr(GlobalGBM, "_fit", lambda self, panel: (_ for _ in ()).throw(MemoryError("no room")))
+    model = small_gbm().fit(df)
+    check_forecast(model.predict(4), df, 4)
+    assert {fb.unique_id for fb in model.fallbacks} == {"s0", "s1"}
+    assert all("MemoryError: no room" in fb.reason for fb in model.fallbacks)
+
+
+def test_all_zero_and_intermittent_series():
+    rng = np.random.default_rng(3)
+    ds = pd.date_range("2025-01-01", periods=60, freq="D")
+    df = pd.concat(
+        [
+            pd.DataFrame({"unique_id": "zero", "ds": ds, "y": 0.0}),
+            pd.DataFrame({"unique_id": "bursty", "ds": ds, "y": rng.poisson(2, 60) * (rng.random(60) < 0.3)}),
+        ]
+    )
+    for model in (SeasonalNaive(), ETS(), ARIMA(), small_gbm()):
+        fcst = model.fit(df).predict(14)
+        check_forecast(fcst, df, 14)
+        zero = fcst[fcst.unique_id == "zero"]
+        assert (zero[["yhat", "yhat_lower", "yhat_upper"]] == 0).all().all()
+
+
+def test_gap_handling_options():
+    df = make_series(n_series=1, n_steps=40, ragged=False)
+    gappy = df.drop(index=[10, 11, 12]).reset_index(drop=True)
+    gappy.loc[20, "y"] = np.nan
+    zero = SeasonalNaive(fill="zero").fit(gappy)
+    assert zero.panel_.lengths.tolist() == [40]
+    assert np.count_nonzero(zero.panel_.y == 0) == 4
+    interp = SeasonalNaive(fill="interpolate").fit(gappy)
+    assert np.all(interp.panel_.y > 0)
+    check_forecast(interp.predict(7), gappy, 7)
+    with pytest.raises(ForecastInputError, match="fill='zero'"):
+        SeasonalNaive(fill=None).fit(gappy)
+
+
+def test_timezone_is_kept():
+    df = make_series(n_series=2)
+    df["ds"] = df["ds"].dt.tz_localize("UTC")
+    fcst = ETS().fit(df).predict(3)
+    assert str(fcst["ds"].dt.tz) == "UTC"
+    assert fcst.groupby("unique_id")["ds"].min().sub(df.groupby("unique_id")["ds"].max()).eq(pd.Timedelta(days=1)).all()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    ("mutate", "freq", "message"),
+    [
+        (lambda d: d.drop(columns="ds"), "D", "Column 'ds' is missing. The input needs columns unique_id, ds, y"),
+        (
+            lambda d: pd.concat([d, d.iloc[[0, 1, 2]]]),
+            "D",
+            r"Duplicate \(unique_id, ds\) rows: 3 found, e.g. \('s0', 2025-01-21\)\. Aggregate them first",
+        ),
+        (
+            lambda d: d.assign(y=d["y"].astype(object).where(d.index != 5, "n/a")),
+            "D",
+            "must be numeric.*'n/a'.*pd.to_numeric",
+        ),
+        (lambda d: d, "W", "freq must be 'D' \\(daily\\) or 'h' \\(hourly\\), got 'W'"),
+        (lambda d: d.assign(ds=d["ds"] + pd.Timedelta(hours=6)), "D", "not whole days.*Aggregate to days first"),
+        (lambda d: d.assign(ds="yesterday"), "D", "must hold timestamps"),
+        (lambda d: d.iloc[0:0], "D", "no rows"),
+        (lambda d: d, "h", "looks like daily data; pass freq='D'"),
+    ],
+    ids=["missing-column", "duplicates", "non-numeric", "bad-freq", "off-grid", "bad-ds", "empty", "daily-as-hourly"],
+)
+def test_validation_errors_say_what_to_do(mutate, freq, message):
+    with pytest.raises(ForecastInputError, match=message):
+        SeasonalNaive().fit(mutate(make_series(n_series=2)), freq=freq)
+
+
+def test_bad_arguments():
+    model = SeasonalNaive().fit(make_series(n_series=1))
+    with pytest.raises(ForecastInputError, match="positive integer"):
+        model.predict(0)
+    with pytest.raises(ForecastInputError, match="between 0 and 100"):
+        model.predict(3, level=120)
+    with pytest.raises(ForecastInputError, match="not fitted"):
+        ETS().predict(3)
+    with pytest.raises(ForecastInputError, match="alias"):
+        cross_validation(make_series(n_series=1), [ETS(), ETS()], h=3)
+    with pytest.raises(ForecastInputError, match="country"):
+        GlobalGBM(country="Atlantis")
+
+
+# --------------------------------------------------------------------------- backtests and metrics
+
+
+def test_metric_helpers():
+    y, yhat = np.array([0.0, 2.0, 4.0]), np.array([1.0, 1.0, 4.0])
+    assert mape(y, yhat) == pytest.approx(0.25)  # the zero actual is ignored
+    assert smape(y, yhat) == pytest.approx((2 + 2 / 3 + 0) / 3)
+    assert wape(y, yhat) == pytest.approx(2 / 6)
+    assert mase(y, yhat, scale=2.0) == pytest.approx(1 / 3)
+    assert coverage(y, yhat - 1, yhat + 0.5) == pytest.approx(2 / 3)
+
+
+def test_cross_validation_frame_and_evaluate():
+    df = make_series(n_series=3, n_steps=60)
+    cv = cross_validation(df, [SeasonalNaive(), ETS(alias="ets")], h=5, n_windows=4, step=3, level=[80, 95])
+    expected = ["unique_id", "ds", "cutoff", "y", "SeasonalNaive", "SeasonalNaive-lo-80", "SeasonalNaive-hi-80",
+                "SeasonalNaive-lo-95", "SeasonalNaive-hi-95", "ets", "ets-lo-80", "ets-hi-80", "ets-lo-95", "ets-hi-95"]
+    assert list(cv.columns) == expected
+    assert len(cv) == 3 * 4 * 5
+    assert (cv["ds"] > cv["cutoff"]).all() and not cv.duplicated(["unique_id", "ds", "cutoff"]).any()
+    assert cv.groupby("unique_id")["cutoff"].nunique().eq(4).all()
+    merged = cv.merge(df, on=["unique_id", "ds"], suffixes=("", "_true"))
+    np.testing.assert_allclose(merged["y"], merged["y_true"])
+    per_series, summary = evaluate(cv, df)
+    assert set(summary["model"]) == {"SeasonalNaive", "ets"}
+    assert len(per_series) == 3 * 2
+    assert summary[["mase", "wape", "coverage_80", "coverage_95"]].notna().all().all()
+
+
+def simulate_ar_seasonal(n_series: int, n_days: int, seed: int) -> pd.DataFrame:
+    """AR(1) noise around a weekly profile, levels from 5 to 500."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=n_days, freq="D")
+    profile = np.where(ds.dayofweek >= 5, 0.6, 1.1)
+    frames = []
+    for i in range(n_series):
+        noise = np.zeros(n_days)
+        eps = rng.normal(0, 0.15, n_days)
+        for t in range(1, n_days):
+            noise[t] = 0.5 * noise[t - 1] + eps[t]
+        level = rng.uniform(5, 500)
+        frames.append(pd.DataFrame({"unique_id": f"ar{i}", "ds": ds, "y": level * profile * (1 + noise)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_conformal_coverage_is_close_to_nominal():
+    df = simulate_ar_seasonal(n_series=120, n_days=200, seed=11)
+    h = 14
+    cutoff = df["ds"].max() - pd.Timedelta(days=h)
+    train, test = df[df.ds <= cutoff], df[df.ds > cutoff]
+    calibrated = ConformalForecaster(small_gbm(), backtest_h=h, n_windows=4).fit(train)
+    for level, (low, high) in {95: (0.88, 0.99), 80: (0.72, 0.88)}.items():
+        conf = calibrated.predict(h, level).merge(test, on=["unique_id", "ds"])
+        assert len(conf) == 120 * h
+        assert low <= coverage(conf.y, conf.yhat_lower, conf.yhat_upper) <= high
+
+
+def test_ensemble_is_no_worse_than_its_best_member():
+    df = pd.concat([simulate_ar_seasonal(30, 160, seed=5), make_series(n_series=6, n_steps=150, seed=2)])
+    members = [SeasonalNaive(), ETS(), ARIMA(), small_gbm()]
+    ens = Ensemble(members=members, backtest_h=14, n_windows=4, min_group_size=10)
+    fcst = ens.fit(df).predict(21, 90)
+    check_forecast(fcst, df, 21)
+    _, summary = evaluate(ens.backtest_, df)
+    mase_by_model = summary.set_index("model")["mase"]
+    assert mase_by_model["Ensemble"] <= mase_by_model.drop("Ensemble").min() + 1e-12
+    weights = ens.weights_
+    assert len(weights) == 36 and np.allclose(weights[["SeasonalNaive", "ETS", "ARIMA", "GlobalGBM"]].sum(axis=1), 1)
+
+
+def test_ensemble_on_short_and_mixed_history():
+    df = pd.concat(
+        [
+            make_series(n_series=2, n_steps=80),
+            make_series(n_series=1, n_steps=20).assign(unique_id="young"),
+            make_series(n_series=1, n_steps=6).assign(unique_id="new"),
+        ]
+    )
+    ens = Ensemble(members=[SeasonalNaive(), ETS(), small_gbm()], backtest_h=7)
+    check_forecast(ens.fit(df).predict(10), df, 10)
+    groups = ens.weights_.set_index("unique_id")["group"]
+    assert (groups["young"], groups["new"]) == ("rest", "global")  # partial backtest; none at all
+    assert any(fb.unique_id == "new" and fb.used == "global weights" for fb in ens.fallbacks)
+    tiny = make_series(n_series=2, n_steps=9, ragged=False)
+    check_forecast(Ensemble(members=[SeasonalNaive(), ETS()]).fit(tiny).predict(5), tiny, 5)
+
+
+@pytest.mark.slow
+def test_default_ensemble_with_prophet(tmp_path):
+    df = make_series(n_series=3, n_steps=120)
+    ens = Ensemble(include_prophet=True, backtest_h=14)
+    check_forecast(ens.fit(df).predict(14), df, 14)
+    assert "Prophet" in ens.weights_.columns
+    src = DATA / "forecast_series.csv"
+    check_forecast(forecast_file(src, tmp_path / "f.csv", horizon=30), pd.read_csv(src, parse_dates=["ds"]), 30)
+
+
+# --------------------------------------------------------------------------- pae forecast
+
+
+def test_forecast_file_round_trip(tmp_path):
+    src = DATA / "forecast_series.csv"
+    out = tmp_path / "out" / "forecast.csv"
+    fcst = forecast_file(src, out, horizon=14, freq="D", level=80, model="ets")
+    written = pd.read_csv(out, parse_dates=["ds"])
+    pd.testing.assert_frame_equal(written, fcst, check_dtype=False)
+    check_forecast(written, pd.read_csv(src, parse_dates=["ds"]), 14)
+    parquet = forecast_file(src, tmp_path / "f.parquet", horizon=7, model="seasonal_naive")
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "f.parquet"), parquet)
+
+
+def test_forecast_command_exit_codes(tmp_path, capsys):
+    parser = argparse.ArgumentParser(prog="pae")
+    add_forecast_parser(parser.add_subparsers(dest="command"))
+    src, out = str(DATA / "forecast_series.csv"), str(tmp_path / "f.csv")
+    args = parser.parse_args(["forecast", "--input", src, "--horizon", "7", "--output", out, "--model", "seasonal_naive"])
+    assert args.func(args) == 0
+    assert "21 rows" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(DATA / "forecast_series.csv").rename(columns={"y": "credits"}).to_csv(bad, index=False)
+    args = parser.parse_args(["forecast", "--input", str(bad), "--horizon", "7", "--output", str(tmp_path / "g.csv")])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: Column 'y' is missing") and "\n" not in err
+    args = parser.parse_args(["forecast", "--input", str(bad), "--horizon", "7", "--output", str(tmp_path / "g.csv"),
+                              "--model", "lstm"])
+    assert args.func(args) == 2
+    assert "choose one of seasonal_naive, ets" in capsys.readouterr().err
