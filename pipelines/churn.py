@@ -123,7 +123,7 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     metrics, the MLflow run id and model version, and ``scores_path`` (Parquet) when scores were made.
     """
     from models.churn import CLASSIFIER_KINDS, ChurnModel, InsufficientDataError, evaluate
-    from pipelines.tracking import promote, record_ml_model, register
+    from pipelines.tracking import fingerprint, promote, record_ml_model, register
 
     t0 = time.perf_counter()
     window = settings.churn_window_days
@@ -168,7 +168,8 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
               "feature_set": USER_BEHAVIOUR.key, "min_per_class": settings.churn_min_examples}
     run_id, model_uri, artifact_uri = _log_mlflow(settings, model, metrics, params, test["churned"].to_numpy(),
                                                   p_test, bundle, importance)
-    version = register(model_uri, MODEL_NAME, "oot_auc", metrics["oot_auc"], settings)
+    print_hash = fingerprint(run_date, params, test[model.feature_columns], pd.DataFrame({"p": p_test}))
+    version = register(model_uri, MODEL_NAME, "oot_auc", metrics["oot_auc"], settings, fingerprint=print_hash)
     decision = promote(MODEL_NAME, version, "oot_auc", metrics["oot_auc"], settings, lower_is_better=False,
                        tolerance=0.03)
     ref.update(mlflow_run_id=run_id, model_version=version, promotion=decision.as_dict())

@@ -213,7 +213,7 @@ def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, n: int = 4)
 
 def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) -> dict:
     """Merge shard outputs, track and register the model, decide whether to publish."""
-    from pipelines.tracking import promote, record_ml_model, register, use_experiment
+    from pipelines.tracking import fingerprint, promote, record_ml_model, register, use_experiment
 
     refs = [r for r in refs if r.get("n_rows")]
     if not refs:
@@ -267,7 +267,8 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         info = mlflow.pyfunc.log_model(name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_consumption.py"),
                                        artifacts={"config": str(config)}, code_paths=[str(REPO_ROOT / "models")])
         run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
-    model_version = register(info.model_uri, MODEL_NAME, "holdout_wape", value, settings)
+    print_hash = fingerprint(as_of, params, frame.drop(columns="model_version"))
+    model_version = register(info.model_uri, MODEL_NAME, "holdout_wape", value, settings, fingerprint=print_hash)
     decision = promote(MODEL_NAME, model_version, "holdout_wape", value, settings, lower_is_better=True,
                        tolerance=settings.promotion_tolerance)
     frame["model_version"] = model_version

@@ -66,14 +66,45 @@ class Promotion:
         return self.__dict__.copy()
 
 
-def register(model_uri: str, model_name: str, metric: str, value: float, settings: Settings) -> str:
-    """Register ``model_uri`` as a new version, tagged with its validation metric; returns the version."""
+def register(model_uri: str, model_name: str, metric: str, value: float, settings: Settings,
+             fingerprint: str | None = None) -> str:
+    """Register ``model_uri`` as a new version, tagged with its validation metric; returns the version.
+
+    With a ``fingerprint`` (a hash of what the model produced), a version with the same fingerprint is
+    reused instead: re-running a date on the same data keeps the same model version, so published rows
+    stay identical.
+    """
     mlflow = configure(settings)
     from mlflow.tracking import MlflowClient
 
+    client = MlflowClient()
+    if fingerprint:
+        try:
+            same = client.search_model_versions(f"name = '{model_name}' and tag.pae_fingerprint = '{fingerprint}'")
+        except Exception:  # noqa: BLE001 - a registry without the model yet
+            same = []
+        if same:
+            return str(min(int(v.version) for v in same))
     mv = mlflow.register_model(model_uri, model_name)
-    MlflowClient().set_model_version_tag(model_name, mv.version, f"val_{metric}", repr(float(value)))
+    client.set_model_version_tag(model_name, mv.version, f"val_{metric}", repr(float(value)))
+    if fingerprint:
+        client.set_model_version_tag(model_name, mv.version, "pae_fingerprint", fingerprint)
     return str(mv.version)
+
+
+def fingerprint(*parts) -> str:
+    """A short stable hash of frames/values, for ``register``."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            h.update(pd.util.hash_pandas_object(part, index=False).values.tobytes())
+        else:
+            h.update(repr(part).encode())
+    return h.hexdigest()[:32]
 
 
 def promote(model_name: str, version: str, metric: str, value: float, settings: Settings,

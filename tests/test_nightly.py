@@ -1,0 +1,83 @@
+"""End to end: the nightly DAG through Airflow's dag.test() on a small generated platform, twice,
+and a failing quality gate that must leave the published predictions alone."""
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from pipelines.generate import generate_platform
+from pipelines.load import load_events
+from pipelines.settings import Settings, get_settings
+
+pytestmark = pytest.mark.slow
+END = date(2026, 6, 30)
+TABLES = ("predictions", "churn_predictions", "ml_features", "workspace_daily_metrics")
+
+
+@pytest.fixture(scope="module")
+def nightly_env(tmp_path_factory, engine, db_url):
+    from tests.conftest import ANALYTICS_TABLES
+
+    with engine.begin() as conn:
+        conn.execute(sa.text("truncate " + ", ".join(f"analytics.{t}" for t in ANALYTICS_TABLES)))
+    root = tmp_path_factory.mktemp("nightly")
+    mp = pytest.MonkeyPatch()
+    for k, v in {"DATABASE_URL": db_url, "PAE_DATA_DIR": str(root / "pae"), "PAE_SHARDS": "2",
+                 "PAE_CHURN_MIN_EXAMPLES": "20"}.items():
+        mp.setenv(k, v)
+    get_settings.cache_clear()
+    generate_platform(15, 240, seed=11, out_dir=root / "gen", end_date=END)
+    load_events(engine, root / "gen" / "events", root / "rejects")
+    yield get_settings()
+    mp.undo()
+    get_settings.cache_clear()
+
+
+def _snapshot(engine) -> dict:
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"select * from analytics.{t} order by 1, 2, 3, 4")).all() for t in TABLES}
+
+
+def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
+    from pipelines.airflow_env import run_dag_in_process
+
+    assert run_dag_in_process(nightly_env, END) == "success"
+    first = _snapshot(engine)
+    with engine.connect() as conn:
+        n_ws = conn.execute(sa.text("select count(*) from analytics.entities where entity_type = 'workspace'")).scalar()
+        per_ws = conn.execute(sa.text(
+            "select count(*) from analytics.predictions where dimension = 'total' group by workspace_id")).scalars().all()
+        incoherent = conn.execute(sa.text("""
+            select count(*) from (
+              select workspace_id, prediction_date, sum(predicted_value) filter (where dimension <> 'total') as parts,
+                     max(predicted_value) filter (where dimension = 'total') as total
+              from analytics.predictions group by 1, 2) s
+            where abs(parts - total) > 1e-3 * greatest(1, total)""")).scalar()
+        bounds = conn.execute(sa.text("select count(*) from analytics.predictions"
+                                      " where not (confidence_lower <= predicted_value and predicted_value <= confidence_upper)")).scalar()
+        steps = dict(conn.execute(sa.text("select step, status from analytics.pipeline_runs where step = 'nightly'")).all())
+    assert len(per_ws) == n_ws and set(per_ws) == {nightly_env.forecast_horizon_days}
+    assert incoherent == 0 and bounds == 0
+    assert first["churn_predictions"] and steps == {"nightly": "success"}
+
+    assert run_dag_in_process(nightly_env, END) == "success"
+    assert _snapshot(engine) == first  # same date again: identical rows, ids included
+
+
+def test_failed_gate_stops_the_run_and_keeps_predictions(nightly_env: Settings, engine):
+    from pipelines.nightly import run_nightly
+    from pipelines.quality import QualityGateError
+
+    before = _snapshot(engine)
+    late = END + timedelta(days=4)  # no events for 4 days: freshness and volume gates fail
+    with pytest.raises(QualityGateError) as err:
+        run_nightly(late, nightly_env)
+    assert "freshness" in str(err.value)
+    assert _snapshot(engine) == before
+    with engine.connect() as conn:
+        status, details = conn.execute(sa.text(
+            "select status, details from analytics.pipeline_runs where step = 'validate_raw' and logical_date = :d"),
+            {"d": late}).one()
+    assert status == "failed"
+    failed = [r["name"] for r in details["quality"]["results"] if not r["success"] and not r.get("skipped")]
+    assert "freshness" in failed
