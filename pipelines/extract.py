@@ -39,7 +39,7 @@ _CHUNK_DAYS = 31
 
 _COPY_SQL = """
 copy (
-    select to_char(event_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as event_time, workspace_id, user_id, agent_id, feature, credits::float8, status, count::int8
+    select event_time, workspace_id, user_id, agent_id, feature, credits::float8, status, count::int8
     from analytics.usage_events
     where event_time >= %(start)s and event_time < %(end)s
     order by event_time, event_key
@@ -117,6 +117,7 @@ def _read_range(engine: Engine, start: date, end: date) -> pa.Table:
     try:
         with conn.cursor() as cur:
             buf = io.BytesIO()
+            cur.execute("set time zone 'UTC'")  # timestamps print as ...+00, which pyarrow parses
             params = {
                 "start": datetime.combine(start, time(), tzinfo=timezone.utc),
                 "end": datetime.combine(end, time(), tzinfo=timezone.utc),
