@@ -31,7 +31,10 @@ def configure(settings: Settings):
     """Point MLflow at the configured store; returns the ``mlflow`` module (imported lazily: it is heavy)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
+
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # "signature cannot be inferred" on every log
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)

@@ -1,0 +1,3 @@
+create database airflow;
+create database pae;
+create database mlflow;
