@@ -49,6 +49,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
+from pipelines.extract import EVENT_SCHEMA as STAGED_EVENT_SCHEMA
+
 DEFAULT_END_DATE = date(2026, 11, 24)
 CHUNK_WORKSPACES = 50
 USER_BLOCK = 2048  # users simulated together; bounds the users x days matrices
@@ -78,16 +80,8 @@ _BUSINESS_HOURS = np.array([0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.5, 1.5, 3.5, 5.5, 6.
 _ALLDAY_HOURS = np.array([0.8, 0.5, 0.3, 0.2, 0.2, 0.3, 0.7, 1.5, 2.5, 3.5, 4.0, 4.2,
                           4.0, 4.0, 4.0, 4.0, 4.0, 4.0, 4.2, 4.5, 4.5, 4.0, 3.0, 1.8])
 
-EVENT_SCHEMA = pa.schema([
-    ("event_time", pa.timestamp("us", tz="UTC")),
-    ("workspace_id", pa.string()),
-    ("user_id", pa.string()),
-    ("agent_id", pa.string()),
-    ("feature", pa.string()),
-    ("credits", pa.float64()),
-    ("status", pa.string()),
-    ("count", pa.int32()),
-])
+# The source contract as the engine stages it, with a compact count for the generated files.
+EVENT_SCHEMA = STAGED_EVENT_SCHEMA.set(STAGED_EVENT_SCHEMA.get_field_index("count"), pa.field("count", pa.int32()))
 
 
 @dataclass
