@@ -1,0 +1,56 @@
+"""Consumption pipeline pieces: reconciliation, sharding and holdout metrics."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.consumption import reconcile, series_metrics, shard_of, summarize
+
+
+def _frames(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2026-07-01", periods=10, freq="D")
+    total = pd.DataFrame({"workspace_id": "w", "ds": ds, "yhat": rng.uniform(50, 100, 10)})
+    total["yhat_lower"], total["yhat_upper"] = total["yhat"] * 0.7, total["yhat"] * 1.3
+    parts = []
+    for f, scale in (("chat", 30.0), ("api", 10.0), ("search", 0.0)):
+        y = rng.uniform(0.5, 1.5, 10) * scale
+        parts.append(pd.DataFrame({"workspace_id": "w", "feature": f, "ds": ds, "yhat": y,
+                                   "yhat_lower": y * 0.5, "yhat_upper": y * 1.5}))
+    return total, pd.concat(parts, ignore_index=True)
+
+
+def test_breakdown_sums_to_total_and_keeps_bounds_ordered():
+    total, bottom = _frames()
+    rec = reconcile(total, bottom)
+    sums = rec.groupby("ds")["yhat"].sum().to_numpy()
+    np.testing.assert_allclose(sums, total["yhat"].to_numpy(), rtol=1e-9)
+    assert (rec["yhat_lower"] <= rec["yhat"]).all() and (rec["yhat"] <= rec["yhat_upper"]).all()
+    assert (rec.loc[rec["feature"] == "search", "yhat"] == 0).all()
+    assert len(rec) == len(bottom)
+
+
+def test_all_zero_feature_forecasts_split_the_total_evenly():
+    total, bottom = _frames()
+    bottom[["yhat", "yhat_lower", "yhat_upper"]] = 0.0
+    rec = reconcile(total, bottom)
+    np.testing.assert_allclose(rec.groupby("ds")["yhat"].sum().to_numpy(), total["yhat"].to_numpy())
+    np.testing.assert_allclose(rec.groupby("ds")["yhat"].std().to_numpy(), 0, atol=1e-9)
+
+
+def test_shards_are_stable_and_cover_all():
+    ids = [f"ws-{i:04d}" for i in range(200)]
+    shards = [shard_of(w, 4) for w in ids]
+    assert shards == [shard_of(w, 4) for w in ids] and set(shards) == {0, 1, 2, 3}
+
+
+def test_holdout_metrics_and_pooled_coverage():
+    ds = pd.date_range("2026-01-01", periods=40, freq="D")
+    hist = pd.DataFrame({"unique_id": "a", "ds": ds[:30], "y": np.tile([1.0, 2.0], 15)})
+    actual = pd.DataFrame({"unique_id": "a", "ds": ds[30:], "y": 2.0})
+    fc = actual.drop(columns="y").assign(yhat=1.0, **{"lo-80": 0.0, "hi-80": 1.5, "lo-95": 0.0, "hi-95": 3.0})
+    per = series_metrics(actual, {"m": fc}, hist)
+    row = per.iloc[0]
+    assert row["wape"] == pytest.approx(0.5) and row["mase"] == pytest.approx(1.0)
+    assert row["coverage_80"] == 0 and row["coverage_95"] == 1
+    s = summarize(per).iloc[0]
+    assert s["pooled_wape"] == pytest.approx(0.5) and s["coverage_95"] == 1
