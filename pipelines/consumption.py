@@ -152,6 +152,7 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
         for m in default_members(**member_args):  # every member, including those the ensemble left out
             evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
         ens.backtest_.to_parquet(out / "backtest.parquet")
+        train.to_parquet(out / "holdout_train.parquet")  # the backtest's history, for its MASE scale
         series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
 
     # 2. production forecasts (totals and features), 3. reconciliation
@@ -223,8 +224,8 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     holdout = [Path(r["path"]) / "holdout_metrics.parquet" for r in refs]
     per_series = pd.concat([pd.read_parquet(p) for p in holdout if p.exists()], ignore_index=True)
     summary = summarize(per_series) if len(per_series) else pd.DataFrame()
-    backtests = [pd.read_parquet(Path(r["path"]) / "backtest.parquet") for r in refs
-                 if (Path(r["path"]) / "backtest.parquet").exists()]
+    with_backtest = [Path(r["path"]) for r in refs if (Path(r["path"]) / "backtest.parquet").exists()]
+    backtests = [pd.read_parquet(p / "backtest.parquet") for p in with_backtest]
     model_version = None
     metrics: dict = {}
     if len(summary):
@@ -257,7 +258,8 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         if backtests:
             from models.forecasting import evaluate
 
-            bt = evaluate(pd.concat(backtests, ignore_index=True)).summary
+            history = pd.concat([pd.read_parquet(p / "holdout_train.parquet") for p in with_backtest], ignore_index=True)
+            bt = evaluate(pd.concat(backtests, ignore_index=True), history).summary
             bt.to_csv(root / "backtest_summary.csv", index=False)
             mlflow.log_artifact(str(root / "backtest_summary.csv"), "metrics")
         for p in _plots(settings, as_of, frame[frame["dimension"] == "total"]):
