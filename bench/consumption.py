@@ -122,6 +122,14 @@ def main() -> None:
     print(f"\nworkspace-total holdout: pooled WAPE {ens['pooled_wape']:.3f} (target ≤ 0.10), median WAPE "
           f"{ens['median_wape']:.3f}, median MAPE {ens['median_mape']:.3f} (seed: MAPE < 0.10), "
           f"coverage 80% {ens['coverage_80']:.3f} (target 0.77-0.83), 95% {ens['coverage_95']:.3f} (target 0.92-0.97)")
+    e = per_series[per_series["model"] == "Ensemble"].copy()
+    e["volume"] = pd.qcut(e["actual_sum"].rank(method="first"), 4, labels=["Q1 smallest", "Q2", "Q3", "Q4 largest"])
+    g = e.groupby("volume", observed=True)
+    by_size = pd.DataFrame({"n_series": g.size(), "pooled_wape": g["abs_err_sum"].sum() / g["actual_sum"].sum(),
+                            "median_mape": g["mape"].median(), "median_mase": g["mase"].median(),
+                            "coverage_95": g["hits_95"].sum() / g["n_95"].sum()}).reset_index()
+    print("\nEnsemble holdout by workspace volume quartile:")
+    print(_table(by_size, list(by_size.columns)))
     beats = {m: ens["median_mase"] < summary.set_index("model").loc[m, "median_mase"]
              for m in ("SeasonalNaive", "ETS") if m in set(summary["model"])}
     print(f"ensemble median MASE {ens['median_mase']:.3f} beats: {beats}")
