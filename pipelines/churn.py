@@ -171,7 +171,7 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     print_hash = fingerprint(run_date, params, test[model.feature_columns], pd.DataFrame({"p": p_test}))
     version = register(model_uri, MODEL_NAME, "oot_auc", metrics["oot_auc"], settings, fingerprint=print_hash)
     decision = promote(MODEL_NAME, version, "oot_auc", metrics["oot_auc"], settings, lower_is_better=False,
-                       tolerance=0.03)
+                       tolerance=settings.churn_promotion_tolerance)
     ref.update(mlflow_run_id=run_id, model_version=version, promotion=decision.as_dict())
     with engine.begin() as conn:
         record_ml_model(conn, model_name=MODEL_NAME, model_type=f"churn_{model.kind}", version=version,

@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     forecast_level: int = Field(default=95, ge=50, le=99, description="Published interval confidence (%).")
     forecast_history_days: int = Field(default=730, ge=60, description="History given to forecasters.")
     forecast_include_prophet: bool = Field(default=False, description="Prophet in the ensemble (0.15 s/series).")
-    promotion_tolerance: float = Field(default=0.25, ge=0, description="Relative slack before a challenger is refused.")
+    promotion_tolerance: float = Field(default=0.25, ge=0, description="Consumption: relative holdout-WAPE slack "
+                                       "before a challenger is refused.")
+    churn_promotion_tolerance: float = Field(default=0.03, ge=0, description="Churn: relative out-of-time AUC slack.")
     future_tolerance_seconds: int = Field(default=300, ge=0, description="Clock skew allowed on event_time.")
     api_database_url: str | None = Field(
         default=None,
