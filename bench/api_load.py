@@ -123,9 +123,9 @@ def seed_rows(engine, n_workspaces: int, history_days: int, random_seed: int = 0
                      "value": int(rng.integers(1, 6)), "direction": "down", "text": "uses few features"},
                 ]
                 actions = [
-                    {"id": "reengage_email", "title": "Send a re-engagement email",
+                    {"action_id": "reengage_email", "title": "Send a re-engagement email",
                      "reason": "inactive for a while", "priority": "high" if p > 0.5 else "medium"},
-                    {"id": "feature_tour", "title": "Offer a tour of unused features",
+                    {"action_id": "feature_tour", "title": "Offer a tour of unused features",
                      "reason": "narrow feature use", "priority": "low"},
                 ]
                 yield (ws_ids[w], entity_uuid("user", f"{w}-u{u:03d}"), AS_OF, round(p, 6), round(100 * p, 3),

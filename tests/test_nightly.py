@@ -64,6 +64,29 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
     assert _snapshot(engine) == first  # same date again: identical rows, ids included
 
 
+def test_api_serves_what_the_pipeline_wrote(nightly_env: Settings, engine):
+    """The stored JSON (risk factors, actions) and forecasts pass the API's response models."""
+    from fastapi.testclient import TestClient
+
+    from services.api.main import create_app
+    from services.keys import create_api_key
+
+    with engine.connect() as conn:
+        ws = conn.execute(sa.text("select external_id from analytics.entities e where entity_type = 'workspace'"
+                                  " and exists (select 1 from analytics.churn_predictions c"
+                                  "             where c.workspace_id = e.entity_id) limit 1")).scalar_one()
+    key = create_api_key(engine, [ws], "e2e", pepper=nightly_env.api_key_pepper.get_secret_value())
+    with TestClient(create_app(nightly_env)) as client:  # connects as pae_reader
+        h = {"X-API-Key": key}
+        cons = client.get("/api/analytics/predictions/consumption", params={"workspace_id": ws}, headers=h)
+        churn = client.get("/api/analytics/predictions/churn", params={"workspace_id": ws, "limit": 5}, headers=h)
+    assert cons.status_code == 200, cons.text
+    assert len(cons.json()["predictions"]) == nightly_env.forecast_horizon_days
+    assert churn.status_code == 200, churn.text
+    top = churn.json()["users"][0]
+    assert top["risk_factors"] and top["recommended_actions"][0]["action_id"]
+
+
 def test_failed_gate_stops_the_run_and_keeps_predictions(nightly_env: Settings, engine):
     from pipelines.nightly import run_nightly
     from pipelines.quality import QualityGateError

@@ -66,7 +66,7 @@ def seed_churn(conn: sa.Connection, ws_external: str, users: dict[str, float], p
         """), {"id": str(uid), "ext": ext, "ws": str(ws)})
         factors = [{"feature": "days_since_last_active", "contribution": round(p, 3), "value": 12.0,
                     "direction": "up", "text": "no activity for 12 days"}]
-        actions = [{"id": "reengage_email", "title": "Send a re-engagement email", "reason": "inactive",
+        actions = [{"action_id": "reengage_email", "title": "Send a re-engagement email", "reason": "inactive",
                     "priority": "high" if p > 0.5 else "low"}]
         conn.execute(sa.text("""
             insert into analytics.churn_predictions (workspace_id, user_id, prediction_date, churn_probability,
@@ -143,7 +143,7 @@ def test_churn_latest_date_sorted_and_users_filter(service, clean_db):
     assert out["prediction_date"] == AS_OF and out["total"] == 3
     assert [u["user_external_id"] for u in out["users"]] == ["u1", "u3", "u2"]
     assert out["users"][0]["risk_factors"][0]["feature"] == "days_since_last_active"
-    assert out["users"][0]["recommended_actions"][0]["id"] == "reengage_email"
+    assert out["users"][0]["recommended_actions"][0]["action_id"] == "reengage_email"
 
     by_ext = asyncio.run(service.predict_user_churn("acme", users=["u2", "u3"]))
     by_uuid = asyncio.run(service.predict_user_churn("acme", users=[str(entity_uuid("user", "u2")), "u3"]))

@@ -65,10 +65,13 @@ class RiskFactor(BaseModel):
 
 
 class RecommendedAction(BaseModel):
-    id: str
+    """An intervention from the documented driver → action mapping (``models.churn.ACTIONS``)."""
+
+    action_id: str
     title: str
     reason: str | None = None
     priority: int | str | None = None
+    drivers: list[str] = []
 
 
 class UserChurnRisk(BaseModel):
