@@ -384,7 +384,7 @@ def main() -> None:
         star = " (champion)" if kind == champ else ""
         print(f"| {kind}{star} | {_fmt(r['auc'])} | {_fmt(r['pr_auc'])} | {_fmt(r['brier'], 4)} | {_fmt(r['ece'], 4)} "
               f"| {_fmt(r['top_decile_lift'], 2)} | {r['fit_seconds']:.1f} | {cal_info[kind]} |")
-    print(f"\n| key figure | value | target |")
+    print("\n| key figure | value | target |")
     print("|---|---:|---|")
     checks = []
 

@@ -67,7 +67,7 @@ def publish_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_typ
         " on commit drop"))
     _copy(conn, "stage_predictions", df)
     params = {"type": prediction_type, "as_of": as_of}
-    deleted = conn.execute(sa.text(f"""
+    deleted = conn.execute(sa.text("""
         delete from analytics.predictions p
         where p.prediction_type = :type and p.prediction_date > :as_of
           and p.workspace_id in (select distinct workspace_id from stage_predictions)

@@ -2,7 +2,6 @@
 import json
 from datetime import date, timedelta
 
-import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -11,7 +10,6 @@ from pipelines.churn import churn_labels, snapshot_dates, train_and_score
 from pipelines.extract import extract
 from pipelines.feature_sets import USER_BEHAVIOUR
 from pipelines.feature_store import build_feature_store
-from pipelines.features import DailyAggregates
 from pipelines.generate import generate_platform
 from pipelines.load import load_events
 from pipelines.publish import publish_churn_scores
