@@ -64,9 +64,15 @@ def predictive_analytics_nightly():
 
     @task
     def validate_raw(run_date: str, extracted: dict) -> dict:
-        from pipelines.nightly import validate_raw_step
+        from airflow.sdk.exceptions import AirflowFailException
 
-        return validate_raw_step(run_date)
+        from pipelines.nightly import validate_raw_step
+        from pipelines.quality import QualityGateError
+
+        try:
+            return validate_raw_step(run_date)
+        except QualityGateError as exc:  # bad data does not heal on retry: fail now, with the report
+            raise AirflowFailException(str(exc)) from exc
 
     @task
     def build_features(run_date: str, validated: dict) -> dict:
@@ -76,9 +82,15 @@ def predictive_analytics_nightly():
 
     @task
     def validate_features(run_date: str, features: dict) -> list[int]:
-        from pipelines.nightly import validate_features_step, workspace_shards
+        from airflow.sdk.exceptions import AirflowFailException
 
-        validate_features_step(run_date)
+        from pipelines.nightly import validate_features_step, workspace_shards
+        from pipelines.quality import QualityGateError
+
+        try:
+            validate_features_step(run_date)
+        except QualityGateError as exc:
+            raise AirflowFailException(str(exc)) from exc
         return workspace_shards()
 
     @task(execution_timeout=timedelta(minutes=60))

@@ -87,6 +87,20 @@ def test_api_serves_what_the_pipeline_wrote(nightly_env: Settings, engine):
     assert top["risk_factors"] and top["recommended_actions"][0]["action_id"]
 
 
+def test_failed_gate_fails_the_airflow_run_without_retries(nightly_env: Settings, engine):
+    from pipelines.airflow_env import run_dag_in_process
+
+    before = _snapshot(engine)
+    late = END + timedelta(days=5)
+    assert run_dag_in_process(nightly_env, late) == "failed"
+    assert _snapshot(engine) == before
+    with engine.connect() as conn:
+        attempts = conn.execute(sa.text("select status, error from analytics.pipeline_runs"
+                                        " where step = 'validate_raw' and logical_date = :d"), {"d": late}).all()
+    assert len(attempts) == 1 and attempts[0].status == "failed"  # no retry of a data-quality failure
+    assert "freshness" in attempts[0].error
+
+
 def test_failed_gate_stops_the_run_and_keeps_predictions(nightly_env: Settings, engine):
     from pipelines.nightly import run_nightly
     from pipelines.quality import QualityGateError
