@@ -44,8 +44,11 @@ def shard_of(workspace_id: str, n_shards: int) -> int:
     return int(hashlib.md5(workspace_id.encode()).hexdigest()[:8], 16) % n_shards
 
 
-def ensemble_params(settings: Settings) -> dict:
+def ensemble_params(settings: Settings, level: str = "total") -> dict:
+    """Ensemble arguments. Workspace totals refit members at every backtest cutoff (weights then judge
+    members as they forecast in production); the ~4x more feature series keep one fit for speed."""
     return {"include_prophet": settings.forecast_include_prophet, "backtest_h": 30, "n_windows": 4,
+            "refit": level == "total" and settings.forecast_refit_totals,
             "n_jobs": settings.threads, "seed": 0, "country": "US"}
 
 
@@ -148,7 +151,7 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     if not train.empty:
         ens = Ensemble(**params).fit(train, freq="D")
         evaluated = {"Ensemble": _with_levels(ens, HOLDOUT_DAYS)}
-        member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed")}
+        member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed")}  # fitted once each
         for m in default_members(**member_args):  # every member, including those the ensemble left out
             evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
         ens.backtest_.to_parquet(out / "backtest.parquet")
@@ -159,7 +162,7 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     t_fit = time.perf_counter()
     total_model = Ensemble(**params).fit(totals, freq="D")
     total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
-    bottom_model = Ensemble(**params).fit(bottom, freq="D")
+    bottom_model = Ensemble(**ensemble_params(settings, "feature")).fit(bottom, freq="D")
     bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
     bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
     features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
@@ -265,7 +268,8 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         for p in _plots(settings, as_of, frame[frame["dimension"] == "total"]):
             mlflow.log_artifact(str(p), "plots")
         config = root / "config.json"
-        config.write_text(json.dumps({"ensemble": ensemble_params(settings)}))
+        config.write_text(json.dumps({"ensemble": ensemble_params(settings),
+                                      "ensemble_features": ensemble_params(settings, "feature")}))
         info = mlflow.pyfunc.log_model(name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_consumption.py"),
                                        artifacts={"config": str(config)}, code_paths=[str(REPO_ROOT / "models")])
         run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
