@@ -158,15 +158,16 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     ref["metrics"] = metrics
     ref["champion_kind"] = model.kind
 
-    bundle = Path(tempfile.mkdtemp(prefix="churn-bundle-"))
-    model.save(bundle)
     importance = _feature_importance(model, test)
     params = {"run_date": run_date.isoformat(), "window_days": window, "test_date": test_date.isoformat(),
               "train_dates": ",".join(ref["train_dates"]), "n_train": ref["n_train"], "n_test": ref["n_test"],
               "champion_kind": model.kind, "kinds": ",".join(kinds or CLASSIFIER_KINDS),
               "feature_set": USER_BEHAVIOUR.key, "min_per_class": settings.churn_min_examples}
-    run_id, model_uri, artifact_uri = _log_mlflow(settings, model, metrics, params, test["churned"].to_numpy(),
-                                                  p_test, bundle, importance)
+    with tempfile.TemporaryDirectory(prefix="churn-bundle-") as tmp:  # MLflow copies it into the run
+        bundle = Path(tmp) / "bundle"
+        model.save(bundle)
+        run_id, model_uri, artifact_uri = _log_mlflow(settings, model, metrics, params, test["churned"].to_numpy(),
+                                                      p_test, bundle, importance)
     print_hash = fingerprint(run_date, params, test[model.feature_columns], pd.DataFrame({"p": p_test}))
     version = register(model_uri, MODEL_NAME, "oot_auc", metrics["oot_auc"], settings, fingerprint=print_hash)
     decision = promote(MODEL_NAME, version, "oot_auc", metrics["oot_auc"], settings, lower_is_better=False,

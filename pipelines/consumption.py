@@ -229,7 +229,6 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     summary = summarize(per_series) if len(per_series) else pd.DataFrame()
     with_backtest = [Path(r["path"]) for r in refs if (Path(r["path"]) / "backtest.parquet").exists()]
     backtests = [pd.read_parquet(p / "backtest.parquet") for p in with_backtest]
-    model_version = None
     metrics: dict = {}
     if len(summary):
         for row in summary.itertuples():
@@ -242,7 +241,6 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     import mlflow
 
     frame_path = root / "forecast.parquet"
-    frame["model_version"] = "pending"
     params = {"as_of": as_of.isoformat(), "horizon_days": settings.forecast_horizon_days,
               "level": settings.forecast_level, "holdout_days": HOLDOUT_DAYS, "shards": len(refs),
               "history_days": settings.forecast_history_days, **{f"ensemble_{k}": v for k, v in ensemble_params(settings).items()}}
@@ -273,7 +271,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         info = mlflow.pyfunc.log_model(name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_consumption.py"),
                                        artifacts={"config": str(config)}, code_paths=[str(REPO_ROOT / "models")])
         run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
-    print_hash = fingerprint(as_of, params, frame.drop(columns="model_version"))
+    print_hash = fingerprint(as_of, params, frame)
     model_version = register(info.model_uri, MODEL_NAME, "holdout_wape", value, settings, fingerprint=print_hash)
     decision = promote(MODEL_NAME, model_version, "holdout_wape", value, settings, lower_is_better=True,
                        tolerance=settings.promotion_tolerance)
