@@ -48,7 +48,7 @@ def ensemble_params(settings: Settings, level: str = "total") -> dict:
     """Ensemble arguments. Workspace totals refit members at every backtest cutoff (weights then judge
     members as they forecast in production); the ~4x more feature series keep one fit for speed."""
     return {"include_prophet": settings.forecast_include_prophet, "backtest_h": 30, "n_windows": 4,
-            "refit": level == "total" and settings.forecast_refit_totals,
+            "refit": level == "total" and settings.forecast_refit_totals, "robust": settings.forecast_robust,
             "n_jobs": settings.threads, "seed": 0, "country": "US"}
 
 
@@ -79,7 +79,8 @@ def series_metrics(actual: pd.DataFrame, forecasts: dict[str, pd.DataFrame], his
             y, yhat = g["y"].to_numpy(), g["yhat"].to_numpy()
             row = {"unique_id": uid, "model": name, "mape": mape(y, yhat), "smape": smape(y, yhat),
                    "mase": mase(y, yhat, scale.get(uid, np.nan)), "wape": wape(y, yhat),
-                   "actual_sum": float(y.sum()), "abs_err_sum": float(np.abs(y - yhat).sum())}
+                   "actual_sum": float(y.sum()), "abs_err_sum": float(np.abs(y - yhat).sum()),
+                   "period_abs_err": float(abs(yhat.sum() - y.sum()))}
             for lv in LEVELS:
                 if f"lo-{lv}" in g:
                     row[f"coverage_{lv}"] = float(((y >= g[f"lo-{lv}"]) & (y <= g[f"hi-{lv}"])).mean())
@@ -89,7 +90,8 @@ def series_metrics(actual: pd.DataFrame, forecasts: dict[str, pd.DataFrame], his
 
 
 def summarize(per_series: pd.DataFrame) -> pd.DataFrame:
-    """One row per model: median MASE, median MAPE/sMAPE, pooled WAPE and pooled coverage."""
+    """One row per model: median MASE, median MAPE/sMAPE, pooled WAPE, pooled error of the horizon
+    totals and pooled coverage."""
     g = per_series.groupby("model")
     out = pd.DataFrame({
         "n_series": g.size(),
@@ -99,6 +101,8 @@ def summarize(per_series: pd.DataFrame) -> pd.DataFrame:
         "median_wape": g["wape"].median(),
         "pooled_wape": g["abs_err_sum"].sum() / g["actual_sum"].sum().replace(0, np.nan),
     })
+    if "period_abs_err" in per_series:  # error of each series' whole-horizon total (e.g. its 30-day credits)
+        out["pooled_period_err"] = g["period_abs_err"].sum() / g["actual_sum"].sum().replace(0, np.nan)
     for lv in LEVELS:
         if f"hits_{lv}" in per_series:
             out[f"coverage_{lv}"] = g[f"hits_{lv}"].sum() / g[f"n_{lv}"].sum().replace(0, np.nan)
@@ -151,9 +155,13 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     if not train.empty:
         ens = Ensemble(**params).fit(train, freq="D")
         evaluated = {"Ensemble": _with_levels(ens, HOLDOUT_DAYS)}
-        member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed")}  # fitted once each
-        for m in default_members(**member_args):  # every member, including those the ensemble left out
+        member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed", "robust")}
+        for m in default_members(**member_args):  # every member, fitted once, including those the ensemble left out
             evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
+        if params["robust"]:  # the same members without the Robust wrapper, to show what it buys
+            for m in default_members(**{**member_args, "robust": False, "include_prophet": False})[1:]:
+                m.alias = m.name = f"{m.name}-uncleaned"
+                evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
         ens.backtest_.to_parquet(out / "backtest.parquet")
         train.to_parquet(out / "holdout_train.parquet")  # the backtest's history, for its MASE scale
         series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
@@ -232,8 +240,10 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     metrics: dict = {}
     if len(summary):
         for row in summary.itertuples():
-            for col in ("median_mase", "median_mape", "median_smape", "pooled_wape", "coverage_80", "coverage_95"):
-                metrics[f"holdout_{row.model}_{col}"] = float(getattr(row, col))
+            for col in ("median_mase", "median_mape", "median_smape", "pooled_wape", "pooled_period_err",
+                        "coverage_80", "coverage_95"):
+                if hasattr(row, col):
+                    metrics[f"holdout_{row.model}_{col}"] = float(getattr(row, col))
     ens = summary[summary["model"] == "Ensemble"].iloc[0] if len(summary) else None
     value = float(ens["pooled_wape"]) if ens is not None else float("nan")
 

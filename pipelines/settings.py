@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     forecast_level: int = Field(default=95, ge=50, le=99, description="Published interval confidence (%).")
     forecast_history_days: int = Field(default=730, ge=60, description="History given to forecasters.")
     forecast_refit_totals: bool = Field(default=True, description="Refit members at each backtest cutoff (totals).")
+    forecast_robust: bool = Field(default=True, description="Fit members on history cleaned of outliers and "
+                                  "holidays; re-apply inferred holiday effects.")
     forecast_include_prophet: bool = Field(default=False, description="Prophet in the ensemble (0.15 s/series).")
     promotion_tolerance: float = Field(default=0.25, ge=0, description="Consumption: relative holdout-WAPE slack "
                                        "before a challenger is refused.")

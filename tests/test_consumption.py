@@ -54,3 +54,4 @@ def test_holdout_metrics_and_pooled_coverage():
     assert row["coverage_80"] == 0 and row["coverage_95"] == 1
     s = summarize(per).iloc[0]
     assert s["pooled_wape"] == pytest.approx(0.5) and s["coverage_95"] == 1
+    assert s["pooled_period_err"] == pytest.approx(0.5)  # 10 days of 1.0 against 10 days of 2.0

@@ -18,6 +18,7 @@ from models.forecasting import (
     Forecaster,
     GlobalGBM,
     Prophet,
+    Robust,
     SeasonalNaive,
     coverage,
     cross_validation,
@@ -81,8 +82,8 @@ def check_forecast(fcst: pd.DataFrame, df: pd.DataFrame, h: int, freq: str = "D"
 
 @pytest.mark.parametrize(
     "model_factory",
-    [SeasonalNaive, ETS, ARIMA, small_gbm, small_ensemble],
-    ids=["snaive", "ets", "arima", "gbm", "ensemble"],
+    [SeasonalNaive, ETS, ARIMA, small_gbm, small_ensemble, lambda: Robust(ETS())],
+    ids=["snaive", "ets", "arima", "gbm", "ensemble", "robust-ets"],
 )
 def test_member_contract_daily(model_factory):
     df = make_series()
@@ -93,7 +94,9 @@ def test_member_contract_daily(model_factory):
 
 
 @pytest.mark.parametrize(
-    "model_factory", [SeasonalNaive, ETS, small_gbm, small_ensemble], ids=["snaive", "ets", "gbm", "ensemble"]
+    "model_factory",
+    [SeasonalNaive, ETS, small_gbm, small_ensemble, lambda: Robust(ETS())],
+    ids=["snaive", "ets", "gbm", "ensemble", "robust-ets"],
 )
 def test_member_contract_hourly(model_factory):
     df = make_series(n_series=3, n_steps=24 * 6, freq="h")
@@ -378,3 +381,81 @@ def test_forecast_command_exit_codes(tmp_path, capsys):
                               "--model", "lstm"])
     assert args.func(args) == 2
     assert "choose one of seasonal_naive, ets" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- robust wrapper
+
+
+def weekly_series(uid: str, days: int = 728, end: str = "2025-11-20", level: float = 100.0, seed: int = 0,
+                  holiday_country: str | None = None, holiday_ratio: float = 0.3) -> pd.DataFrame:
+    """A weekday-heavy daily series; weekday holidays of ``holiday_country`` drop to ``holiday_ratio``."""
+    import holidays
+
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range(end=end, periods=days, freq="D")
+    y = level * np.where(ds.dayofweek < 5, 1.0, 0.3) * rng.lognormal(0, 0.05, days)
+    if holiday_country:
+        hol = holidays.country_holidays(holiday_country, years=range(ds.year.min(), ds.year.max() + 2))
+        on = np.array([d.date() in hol for d in ds]) & (ds.dayofweek < 5)
+        y = np.where(on, y * holiday_ratio, y)
+    return pd.DataFrame({"unique_id": uid, "ds": ds, "y": y})
+
+
+def test_robust_ignores_a_one_off_spike():
+    clean = weekly_series("a")
+    spiked = clean.copy()
+    spiked.loc[spiked.index[-10], "y"] *= 8  # a batch job worth a week of credits, ten days ago
+    plain = ETS().fit(spiked).predict(h=14, level=80)
+    robust = Robust(ETS())
+    fc = robust.fit(spiked).predict(h=14, level=80)
+    reference = ETS().fit(clean).predict(h=14, level=80)
+    assert robust.n_cleaned_ >= 1
+    err_plain = np.abs(plain["yhat"] - reference["yhat"]).mean()
+    err_robust = np.abs(fc["yhat"] - reference["yhat"]).mean()
+    assert err_robust < 0.25 * err_plain
+
+
+def test_robust_keeps_a_recent_change_of_level():
+    df = weekly_series("a")
+    df.loc[df.index[-10:], "y"] *= 2  # the workspace doubled its usage ten days ago
+    plain = ETS().fit(df).predict(h=7, level=80)["yhat"].to_numpy()
+    robust = Robust(ETS()).fit(df).predict(h=7, level=80)["yhat"].to_numpy()
+    assert np.abs(robust - plain).max() < 0.05 * plain.max()
+
+
+def test_robust_infers_holiday_calendars_and_applies_them():
+    df = pd.concat([weekly_series("us", seed=1, holiday_country="US"),
+                    weekly_series("jp", seed=2, holiday_country="JP", holiday_ratio=0.5),
+                    weekly_series("none", seed=3)])
+    model = Robust(ETS()).fit(df)
+    cal = model.calendar_frame().set_index("unique_id")
+    assert cal.loc["us", "holiday_country"] == "US" and cal.loc["us", "holiday_ratio"] == pytest.approx(0.3, abs=0.05)
+    assert cal.loc["jp", "holiday_country"] == "JP" and cal.loc["jp", "holiday_ratio"] == pytest.approx(0.5, abs=0.05)
+    assert cal.loc["none", "holiday_country"] is None
+    fc = model.predict(h=10, level=95).set_index(["unique_id", "ds"])["yhat"]
+    thanksgiving, day_before = pd.Timestamp("2025-11-27"), pd.Timestamp("2025-11-26")
+    assert fc[("us", thanksgiving)] == pytest.approx(0.3 * fc[("us", day_before)], rel=0.15)
+    assert fc[("none", thanksgiving)] == pytest.approx(fc[("none", day_before)], rel=0.15)
+    assert fc[("jp", pd.Timestamp("2025-11-24"))] == pytest.approx(0.5 * fc[("jp", day_before)], rel=0.15)  # observed
+
+
+def test_robust_known_calendars_override_inference_and_hourly_passes_through():
+    df = weekly_series("us", holiday_country="US")
+    model = Robust(ETS(), calendars={"us": None}).fit(df)
+    assert model.calendar_frame()["holiday_country"].isna().all()
+    assert (model.holiday_factors(30) == 1).all()
+    hourly = make_series(n_series=2, n_steps=24 * 6, freq="h")
+    check_forecast(Robust(ETS()).fit(hourly, freq="h").predict(h=24, level=80), hourly, 24, freq="h")
+    with pytest.raises(ForecastInputError, match="Unknown holiday country"):
+        Robust(ETS(), countries=["XX"])
+
+
+def test_robust_is_cloned_and_used_by_the_default_ensemble():
+    model = Ensemble(n_jobs=1, backtest_h=7, n_windows=2)
+    members = model._new_members()
+    assert [type(m).__name__ for m in members] == ["SeasonalNaive", "Robust", "Robust", "Robust"]
+    assert [m.name for m in members] == ["SeasonalNaive", "ETS", "ARIMA", "GlobalGBM"]
+    clone = members[1].clone()
+    assert isinstance(clone.model, ETS) and clone.model is not members[1].model
+    plain = Ensemble(robust=False)._new_members()
+    assert [type(m).__name__ for m in plain] == ["SeasonalNaive", "ETS", "ARIMA", "GlobalGBM"]

@@ -16,6 +16,10 @@ Choices:
 
 * Gaps: ``fill="zero"`` (default) treats a missing timestamp or NaN value as no usage;
   ``fill="interpolate"`` interpolates linearly; ``fill=None`` rejects gaps.
+* Outliers and holidays: :class:`Robust` fits a member on history cleaned of one-off spikes and
+  dips and of holidays (each series' holiday calendar is inferred from its history among a few
+  countries), then scales its forecast on future holidays. The ensemble's ETS, ARIMA and
+  GlobalGBM are wrapped this way by default.
 * Robustness: series shorter than two seasons (14 days, 48 hours) or constant get a window
   average; a member that raises on a series gives that series the seasonal naive forecast. Both
   are listed in the model's ``fallbacks`` with the reason and logged.
@@ -30,6 +34,7 @@ from .ensemble import ConformalCalibrator, ConformalForecaster, Ensemble, defaul
 from .evaluation import Evaluation, coverage, cross_validation, evaluate, mape, mase, smape, wape
 from .gbm import GlobalGBM
 from .members import ARIMA, ETS, Prophet
+from .robust import Robust
 
 MODELS = {
     "seasonal_naive": SeasonalNaive,
@@ -56,6 +61,7 @@ __all__ = [
     "GlobalGBM",
     "Panel",
     "Prophet",
+    "Robust",
     "SeasonalNaive",
     "coverage",
     "cross_validation",

@@ -21,6 +21,7 @@ from .base import (
 from .evaluation import backtest, check_names
 from .gbm import GlobalGBM
 from .members import ARIMA, ETS, Prophet
+from .robust import Robust
 
 logger = logging.getLogger(__name__)
 
@@ -151,14 +152,20 @@ def default_members(
     n_jobs: int = 1,
     seed: int = 0,
     fill: str | None = "zero",
+    robust: bool = True,
 ) -> list[BaseForecaster]:
-    """SeasonalNaive, ETS, ARIMA and GlobalGBM, plus Prophet if asked."""
-    members: list[BaseForecaster] = [
-        SeasonalNaive(fill=fill),
+    """SeasonalNaive, ETS, ARIMA and GlobalGBM, plus Prophet if asked.
+
+    With ``robust`` (default) ETS, ARIMA and GlobalGBM are wrapped in :class:`Robust`: fitted on
+    history cleaned of outliers and holidays, with holiday effects re-applied. SeasonalNaive stays
+    the plain baseline.
+    """
+    learned: list[BaseForecaster] = [
         ETS(n_jobs=n_jobs, fill=fill),
         ARIMA(n_jobs=n_jobs, fill=fill),
         GlobalGBM(country=country, n_jobs=n_jobs, seed=seed, fill=fill),
     ]
+    members: list[BaseForecaster] = [SeasonalNaive(fill=fill), *(Robust(m) if robust else m for m in learned)]
     if include_prophet:
         members.append(Prophet(country=country, n_jobs=n_jobs, seed=seed, fill=fill))
     return members
@@ -194,6 +201,7 @@ class Ensemble(BaseForecaster):
         min_group_size: Smallest group that gets its own weights.
         conformal: Use conformal intervals.
         country: Holiday country for the default members.
+        robust: Wrap the default learned members in :class:`Robust`.
         n_jobs: Processes/threads for the default members.
         seed: Seed for the default members.
         alias: Column name in backtests (default ``"Ensemble"``).
@@ -221,6 +229,7 @@ class Ensemble(BaseForecaster):
         min_group_size: int = 20,
         conformal: bool = True,
         country: str | None = "US",
+        robust: bool = True,
         n_jobs: int = 1,
         seed: int = 0,
         alias: str | None = None,
@@ -228,6 +237,7 @@ class Ensemble(BaseForecaster):
     ):
         super().__init__(alias=alias, fill=fill)
         self.members = members
+        self.robust = robust
         self.include_prophet = include_prophet
         self.backtest_h = backtest_h
         self.n_windows = n_windows
@@ -248,6 +258,7 @@ class Ensemble(BaseForecaster):
                 n_jobs=self.n_jobs,
                 seed=self.seed,
                 fill=self.fill,
+                robust=self.robust,
             )
         return [m.clone() for m in self.members]
 
