@@ -109,7 +109,7 @@ def main() -> None:
             "pooled_period_err", "coverage_80", "coverage_95"]
     print("\nHoldout (last 30 days, unseen), workspace totals; pooled_period_err is the error of each "
           "workspace's 30-day credit total (sum of |forecast total - actual total| / sum of actual totals); "
-          "'-uncleaned' rows are the members without the Robust wrapper:")
+          "ETS-uncleaned is ETS without the Robust wrapper:")
     print(_table(summary.sort_values("median_mase"), cols))
     prophet_metrics = series_metrics(actual, fc, train)
     same = per_series[per_series["unique_id"].isin(prophet_metrics["unique_id"])]

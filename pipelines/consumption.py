@@ -128,7 +128,7 @@ def reconcile(total: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
 
 def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
     """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
-    from models.forecasting import Ensemble, default_members
+    from models.forecasting import ETS, Ensemble, Robust, default_members
 
     t0 = time.perf_counter()
     h = settings.forecast_horizon_days
@@ -158,10 +158,9 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
         member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed", "robust")}
         for m in default_members(**member_args):  # every member, fitted once, including those the ensemble left out
             evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
-        if params["robust"]:  # the same members without the Robust wrapper, to show what it buys
-            for m in default_members(**{**member_args, "robust": False, "include_prophet": False})[1:]:
-                m.alias = m.name = f"{m.name}-uncleaned"
-                evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
+        if params["robust"]:  # the strongest member without the Robust wrapper, to show what it buys
+            plain = ETS(n_jobs=params["n_jobs"], alias="ETS-uncleaned")
+            evaluated[plain.name] = _with_levels(plain.fit(train, freq="D"), HOLDOUT_DAYS)
         ens.backtest_.to_parquet(out / "backtest.parquet")
         train.to_parquet(out / "holdout_train.parquet")  # the backtest's history, for its MASE scale
         series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
@@ -170,6 +169,9 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     t_fit = time.perf_counter()
     total_model = Ensemble(**params).fit(totals, freq="D")
     total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
+    robust = next((m for m in total_model.members_ if isinstance(m, Robust)), None)
+    if robust is not None:  # each workspace's inferred holiday calendar, for analysts
+        robust.calendar_frame().rename(columns={"unique_id": "workspace_id"}).to_parquet(out / "holiday_calendars.parquet")
     bottom_model = Ensemble(**ensemble_params(settings, "feature")).fit(bottom, freq="D")
     bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
     bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
@@ -273,6 +275,12 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
             bt = evaluate(pd.concat(backtests, ignore_index=True), history).summary
             bt.to_csv(root / "backtest_summary.csv", index=False)
             mlflow.log_artifact(str(root / "backtest_summary.csv"), "metrics")
+        calendars = [Path(r["path"]) / "holiday_calendars.parquet" for r in refs]
+        if any(p.exists() for p in calendars):
+            cal = pd.concat([pd.read_parquet(p) for p in calendars if p.exists()], ignore_index=True)
+            cal.to_csv(root / "holiday_calendars.csv", index=False)
+            mlflow.log_artifact(str(root / "holiday_calendars.csv"), "metrics")
+            mlflow.log_metric("workspaces_with_holiday_calendar", int(cal["holiday_country"].notna().sum()))
         for p in _plots(settings, as_of, frame[frame["dimension"] == "total"]):
             mlflow.log_artifact(str(p), "plots")
         config = root / "config.json"

@@ -61,7 +61,7 @@ def forecast_file(
         horizon: Steps to forecast after each series' last timestamp.
         freq: ``"D"`` or ``"h"``.
         level: Interval confidence in percent.
-        model: One of ``seasonal_naive, ets, arima, prophet, gbm, ensemble``. The ensemble includes
+        model: One of ``seasonal_naive, ets, arima, theta, prophet, gbm, ensemble``. The ensemble includes
             Prophet when the file has at most :data:`PROPHET_MAX_SERIES` series.
 
     Returns:

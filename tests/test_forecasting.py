@@ -20,6 +20,7 @@ from models.forecasting import (
     Prophet,
     Robust,
     SeasonalNaive,
+    Theta,
     coverage,
     cross_validation,
     evaluate,
@@ -82,8 +83,8 @@ def check_forecast(fcst: pd.DataFrame, df: pd.DataFrame, h: int, freq: str = "D"
 
 @pytest.mark.parametrize(
     "model_factory",
-    [SeasonalNaive, ETS, ARIMA, small_gbm, small_ensemble, lambda: Robust(ETS())],
-    ids=["snaive", "ets", "arima", "gbm", "ensemble", "robust-ets"],
+    [SeasonalNaive, ETS, ARIMA, Theta, small_gbm, small_ensemble, lambda: Robust(ETS())],
+    ids=["snaive", "ets", "arima", "theta", "gbm", "ensemble", "robust-ets"],
 )
 def test_member_contract_daily(model_factory):
     df = make_series()
@@ -323,6 +324,17 @@ def test_ensemble_is_no_worse_than_its_best_member():
     assert len(weights) == 36 and np.allclose(weights[["SeasonalNaive", "ETS", "ARIMA", "GlobalGBM"]].sum(axis=1), 1)
 
 
+def test_ensemble_can_choose_equal_weights_over_close_members():
+    rng = np.random.default_rng(0)
+    y = np.full(600, 10.0)
+    preds = np.column_stack([y + rng.normal(0, 3, 600)] + [y + rng.normal(0, 1, 600) for _ in range(3)])
+    weights, label = Ensemble._choose(preds, y, np.ones(600), np.repeat(np.arange(20), 30), ["naive", "a", "b", "c"])
+    assert label.startswith("equal, 3 members") and np.allclose(weights, [0, 1 / 3, 1 / 3, 1 / 3])
+    preds[:, 2:] += 5  # now only one good member: no equal candidate, the best one alone
+    weights, label = Ensemble._choose(preds, y, np.ones(600), np.repeat(np.arange(20), 30), ["naive", "a", "b", "c"])
+    assert label == "best: a" and np.allclose(weights, [0, 1, 0, 0])
+
+
 def test_ensemble_on_short_and_mixed_history():
     df = pd.concat(
         [
@@ -453,9 +465,9 @@ def test_robust_known_calendars_override_inference_and_hourly_passes_through():
 def test_robust_is_cloned_and_used_by_the_default_ensemble():
     model = Ensemble(n_jobs=1, backtest_h=7, n_windows=2)
     members = model._new_members()
-    assert [type(m).__name__ for m in members] == ["SeasonalNaive", "Robust", "Robust", "Robust"]
-    assert [m.name for m in members] == ["SeasonalNaive", "ETS", "ARIMA", "GlobalGBM"]
+    assert [type(m).__name__ for m in members] == ["SeasonalNaive", "Robust", "Robust", "Robust", "Robust"]
+    assert [m.name for m in members] == ["SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM"]
     clone = members[1].clone()
     assert isinstance(clone.model, ETS) and clone.model is not members[1].model
     plain = Ensemble(robust=False)._new_members()
-    assert [type(m).__name__ for m in plain] == ["SeasonalNaive", "ETS", "ARIMA", "GlobalGBM"]
+    assert [type(m).__name__ for m in plain] == ["SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM"]

@@ -6,7 +6,7 @@ steps after each series' own last timestamp, at frequency ``"D"`` or ``"h"``::
     from models.forecasting import Ensemble
     fcst = Ensemble(n_jobs=2).fit(df, freq="D").predict(h=30, level=95)
 
-Members: :class:`SeasonalNaive` (the baseline), :class:`ETS`, :class:`ARIMA`, :class:`Prophet`,
+Members: :class:`SeasonalNaive` (the baseline), :class:`ETS`, :class:`ARIMA`, :class:`Theta`, :class:`Prophet`,
 :class:`GlobalGBM` (one XGBoost model for all series) and the :class:`Ensemble` of them, whose
 weights and conformal intervals come from a rolling-origin backtest. :class:`ConformalForecaster`
 gives any member calibrated intervals. :func:`cross_validation` and :func:`evaluate` backtest and
@@ -33,13 +33,14 @@ from .base import SEASON_LENGTH, Fallback, Forecaster, ForecastInputError, Panel
 from .ensemble import ConformalCalibrator, ConformalForecaster, Ensemble, default_members
 from .evaluation import Evaluation, coverage, cross_validation, evaluate, mape, mase, smape, wape
 from .gbm import GlobalGBM
-from .members import ARIMA, ETS, Prophet
+from .members import ARIMA, ETS, Prophet, Theta
 from .robust import Robust
 
 MODELS = {
     "seasonal_naive": SeasonalNaive,
     "ets": ETS,
     "arima": ARIMA,
+    "theta": Theta,
     "prophet": Prophet,
     "gbm": GlobalGBM,
     "ensemble": Ensemble,
@@ -63,6 +64,7 @@ __all__ = [
     "Prophet",
     "Robust",
     "SeasonalNaive",
+    "Theta",
     "coverage",
     "cross_validation",
     "default_members",

@@ -20,10 +20,13 @@ from .base import (
 )
 from .evaluation import backtest, check_names
 from .gbm import GlobalGBM
-from .members import ARIMA, ETS, Prophet
+from .members import ARIMA, ETS, Prophet, Theta
 from .robust import Robust
 
 logger = logging.getLogger(__name__)
+
+CLOSE_TO_BEST = 0.10
+"""Members whose backtest MASE is within this share of the best one join the equal-weight candidate."""
 
 
 def feasible_backtest_h(panel: Panel, h: int, n_windows: int, step: int | None) -> int:
@@ -154,15 +157,16 @@ def default_members(
     fill: str | None = "zero",
     robust: bool = True,
 ) -> list[BaseForecaster]:
-    """SeasonalNaive, ETS, ARIMA and GlobalGBM, plus Prophet if asked.
+    """SeasonalNaive, ETS, ARIMA, Theta and GlobalGBM, plus Prophet if asked.
 
-    With ``robust`` (default) ETS, ARIMA and GlobalGBM are wrapped in :class:`Robust`: fitted on
+    With ``robust`` (default) ETS, ARIMA, Theta and GlobalGBM are wrapped in :class:`Robust`: fitted on
     history cleaned of outliers and holidays, with holiday effects re-applied. SeasonalNaive stays
     the plain baseline.
     """
     learned: list[BaseForecaster] = [
         ETS(n_jobs=n_jobs, fill=fill),
         ARIMA(n_jobs=n_jobs, fill=fill),
+        Theta(n_jobs=n_jobs, fill=fill),
         GlobalGBM(country=country, n_jobs=n_jobs, seed=seed, fill=fill),
     ]
     members: list[BaseForecaster] = [SeasonalNaive(fill=fill), *(Robust(m) if robust else m for m in learned)]
@@ -177,8 +181,8 @@ class Ensemble(BaseForecaster):
     Series with a full backtest are grouped by recent volume (``n_buckets`` quantile buckets) and
     by intermittency (at least 30% zeros in the last 28 days / 168 hours). Each group with at least
     ``min_group_size`` series picks, by its mean MASE over the backtest, the best of: the best
-    single member, inverse-MASE weights over all members, and inverse-MASE weights over the two
-    best. All other series with backtest rows form one "rest" group that chooses the same way, and
+    single member, inverse-MASE weights over all members, inverse-MASE weights over the two
+    best, and equal weights over the members within 10% of the best member's MASE. All other series with backtest rows form one "rest" group that chooses the same way, and
     series with no backtest at all get the weights chosen on all series (recorded in
     ``fallbacks``). Since the best single member is always a candidate, the ensemble's mean
     backtest MASE is never above the best member's (in-sample: weights are chosen on the same
@@ -284,7 +288,9 @@ class Ensemble(BaseForecaster):
     def _choose(
         preds: np.ndarray, y: np.ndarray, scale: np.ndarray, series: np.ndarray, names: list[str]
     ) -> tuple[np.ndarray, str]:
-        """Pick weights for one group: best single member or an inverse-MASE combination.
+        """Pick weights for one group: best single member, an inverse-MASE combination, or equal weights
+        over the members close to the best (a trimmed equal-weight combination, which often beats
+        estimated weights out of sample: the "forecast combination puzzle").
 
         Args:
             preds: Member forecasts, (rows, n_members).
@@ -312,6 +318,10 @@ class Ensemble(BaseForecaster):
             candidates.append((top2 / top2.sum(), f"inverse-MASE, {names[order[0]]} + {names[order[1]]}"))
         if len(names) > 2:
             candidates.append((inverse / inverse.sum(), "inverse-MASE, all members"))
+            close = member_err <= (1 + CLOSE_TO_BEST) * member_err[order[0]]
+            if close.sum() > 2:
+                candidates.append((close / close.sum(), f"equal, {int(close.sum())} members within "
+                                   f"{CLOSE_TO_BEST:.0%} of the best"))
         errors = [mean_mase(preds @ w) for w, _ in candidates]
         return candidates[int(np.argmin(errors))]  # ties go to the simpler candidate
 
