@@ -129,6 +129,7 @@ def reconcile(total: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
 def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
     """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
     from models.forecasting import ETS, Ensemble, Robust, default_members
+    from models.forecasting.evaluation import shared_backtest_windows
 
     t0 = time.perf_counter()
     h = settings.forecast_horizon_days
@@ -152,22 +153,26 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     lengths = train.groupby("unique_id").size()
     train = train[train["unique_id"].isin(lengths[lengths >= 28].index)]
     evaluated = {}
-    if not train.empty:
-        ens = Ensemble(**params).fit(train, freq="D")
-        evaluated = {"Ensemble": _with_levels(ens, HOLDOUT_DAYS)}
-        member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed", "robust")}
-        for m in default_members(**member_args):  # every member, fitted once, including those the ensemble left out
-            evaluated[m.name] = _with_levels(m.fit(train, freq="D"), HOLDOUT_DAYS)
-        if params["robust"]:  # the strongest member without the Robust wrapper, to show what it buys
-            plain = ETS(n_jobs=params["n_jobs"], alias="ETS-uncleaned")
-            evaluated[plain.name] = _with_levels(plain.fit(train, freq="D"), HOLDOUT_DAYS)
-        ens.backtest_.to_parquet(out / "backtest.parquet")
-        train.to_parquet(out / "holdout_train.parquet")  # the backtest's history, for its MASE scale
-        series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
+    with shared_backtest_windows():  # the production backtest reuses the holdout backtest's common windows
+        if not train.empty:
+            ens = Ensemble(**params).fit(train, freq="D")
+            evaluated = {"Ensemble": _with_levels(ens, HOLDOUT_DAYS)}
+            # every member, including those the ensemble left out; with refit, the ensemble's own
+            # members are already fitted on the whole training window
+            fitted = {m.name: m for m in ens.members_} if params["refit"] else {}
+            member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed", "robust")}
+            for m in default_members(**member_args):
+                evaluated[m.name] = _with_levels(fitted.get(m.name) or m.fit(train, freq="D"), HOLDOUT_DAYS)
+            if params["robust"]:  # the strongest member without the Robust wrapper, to show what it buys
+                plain = ETS(n_jobs=params["n_jobs"], alias="ETS-uncleaned")
+                evaluated[plain.name] = _with_levels(plain.fit(train, freq="D"), HOLDOUT_DAYS)
+            ens.backtest_.to_parquet(out / "backtest.parquet")
+            train.to_parquet(out / "holdout_train.parquet")  # the backtest's history, for its MASE scale
+            series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
 
-    # 2. production forecasts (totals and features), 3. reconciliation
-    t_fit = time.perf_counter()
-    total_model = Ensemble(**params).fit(totals, freq="D")
+        # 2. production forecasts (totals and features), 3. reconciliation
+        t_fit = time.perf_counter()
+        total_model = Ensemble(**params).fit(totals, freq="D")
     total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
     robust = next((m for m in total_model.members_ if isinstance(m, Robust)), None)
     if robust is not None:  # each workspace's inferred holiday calendar, for analysts

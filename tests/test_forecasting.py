@@ -335,6 +335,31 @@ def test_ensemble_can_choose_equal_weights_over_close_members():
     assert label == "best: a" and np.allclose(weights, [0, 1, 0, 0])
 
 
+def test_shared_backtest_windows_reuse_forecasts_without_changing_them(monkeypatch):
+    from models.forecasting.evaluation import shared_backtest_windows
+
+    df = make_series(n_series=5, n_steps=120, seed=4, ragged=False)
+    holdout_train = df[df["ds"] <= df["ds"].max() - pd.Timedelta(days=10)]
+
+    def ensemble() -> Ensemble:
+        return Ensemble(members=[SeasonalNaive(), ETS(), small_gbm()], backtest_h=10, n_windows=3, refit=True)
+
+    fits = []
+    original = ETS._fit
+    monkeypatch.setattr(ETS, "_fit", lambda self, panel: (fits.append(panel.n_series), original(self, panel))[1])
+    alone = ensemble().fit(df)
+    n_alone = len(fits)
+    fits.clear()
+    with shared_backtest_windows() as cache:
+        ensemble().fit(holdout_train)
+        n_first = len(fits)
+        shared = ensemble().fit(df)
+    assert len(cache) == 4 * 3  # the first backtest's 3 windows and 1 new one, for each of 3 members
+    assert len(fits) - n_first == n_alone - 2  # two of the three windows came from the first backtest
+    pd.testing.assert_frame_equal(shared.backtest_, alone.backtest_)
+    pd.testing.assert_frame_equal(shared.predict(7, 80), alone.predict(7, 80))
+
+
 def test_ensemble_on_short_and_mixed_history():
     df = pd.concat(
         [

@@ -1,7 +1,9 @@
 """Rolling-origin backtests and accuracy metrics."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -11,6 +13,34 @@ import pandas as pd
 from .base import BaseForecaster, ForecastInputError, Panel, check_horizon, check_level, mase_scale
 
 _KEY_COLS = ("cutoff", "y")
+_shared_windows: dict | None = None
+
+
+@contextmanager
+def shared_backtest_windows() -> Iterator[dict]:
+    """Within this block, refitting backtests reuse forecasts of windows they have already computed.
+
+    A window's forecast depends only on the model (its parameters) and the training panel, so two
+    backtests whose windows share a cutoff, e.g. a holdout ensemble fitted up to D - 30 and the
+    production ensemble fitted up to D, compute the shared windows once. Keys are the model's repr,
+    a hash of the training panel, ``h`` and the levels. Forward-conditioned backtests (``refit=False``)
+    are not shared, since their state depends on earlier windows.
+    """
+    global _shared_windows
+    outer = _shared_windows
+    _shared_windows = {} if outer is None else outer
+    try:
+        yield _shared_windows
+    finally:
+        _shared_windows = outer
+
+
+def _panel_key(panel: Panel) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (panel.ids.astype(str), panel.indptr, panel.start, panel.y):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(panel.freq.encode())
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- metrics
@@ -137,9 +167,16 @@ def backtest(
         fields["cutoff"].append(np.repeat(train.end, h))
         fields["y"].append(panel.y[np.repeat(panel.indptr[idx] + train.lengths, h) + offsets])
         fields["scale"].append(np.repeat(mase_scale(train), h))
+        train_key = _panel_key(train) if refit and _shared_windows is not None else None
         for model in models:
-            model._fit_panel(train, forward=not refit and len(fields["y"]) > 1)
-            mean, model_bands = model.predict_arrays(h, levels)
+            key = (repr(model), train_key, h, tuple(levels))
+            if train_key is not None and key in _shared_windows:
+                mean, model_bands = _shared_windows[key]
+            else:
+                model._fit_panel(train, forward=not refit and len(fields["y"]) > 1)
+                mean, model_bands = model.predict_arrays(h, levels)
+                if train_key is not None:
+                    _shared_windows[key] = (mean, model_bands)
             means[model.name].append(mean.ravel())
             for lv, (lo, hi) in model_bands.items():
                 bands[model.name][lv][0].append(lo.ravel())
