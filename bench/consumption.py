@@ -119,6 +119,12 @@ def main() -> None:
     if bt.exists():
         print("\nRolling-origin backtest (4 origins × 30 days; the ensemble's weights were chosen on these windows):")
         print(pd.read_csv(bt).to_string(index=False))
+    bt = root / "backtest_summary_features.csv"
+    if bt.exists():
+        print("\nWorkspace × feature/service series, rolling-origin backtest of the production feature ensemble "
+              "(4 origins × 30 days, members fitted at the first origin and conditioned after it; ensemble "
+              "weights chosen on these windows; before reconciliation):")
+        print(pd.read_csv(bt).to_string(index=False))
 
     ens = summary.set_index("model").loc["Ensemble"]
     print(f"\nworkspace-total holdout: pooled WAPE {ens['pooled_wape']:.3f} (target ≤ 0.10; for the data's own "

@@ -10,6 +10,7 @@ Per shard of workspaces (``shard_of``: a stable hash), on the feature store's da
 3. **Reconciliation** (forecast-proportional top-down): each feature's forecast is the workspace total's
    forecast times the feature's share of the feature forecasts that day, so the breakdown sums to the
    total exactly; its bounds are the feature model's bounds scaled by the same factor.
+   The feature ensemble's own rolling-origin backtest (4 origins) is scored per member too.
 ``finalize`` merges the shards, tracks one MLflow run (metrics, per-series metrics, plots, the model),
 registers it and applies the promotion policy (``pipelines.tracking``): a challenger whose holdout WAPE
 is worse than the champion's by more than ``promotion_tolerance`` is not published, so the previous
@@ -178,6 +179,9 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     if robust is not None:  # each workspace's inferred holiday calendar, for analysts
         robust.calendar_frame().rename(columns={"unique_id": "workspace_id"}).to_parquet(out / "holiday_calendars.parquet")
     bottom_model = Ensemble(**ensemble_params(settings, "feature")).fit(bottom, freq="D")
+    if len(bottom_model.backtest_):  # rolling-origin accuracy of the feature/service series, per member
+        bottom_model.backtest_.to_parquet(out / "backtest_features.parquet")
+        bottom.to_parquet(out / "features_history.parquet")
     bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
     bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
     features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
@@ -242,8 +246,6 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     holdout = [Path(r["path"]) / "holdout_metrics.parquet" for r in refs]
     per_series = pd.concat([pd.read_parquet(p) for p in holdout if p.exists()], ignore_index=True)
     summary = summarize(per_series) if len(per_series) else pd.DataFrame()
-    with_backtest = [Path(r["path"]) for r in refs if (Path(r["path"]) / "backtest.parquet").exists()]
-    backtests = [pd.read_parquet(p / "backtest.parquet") for p in with_backtest]
     metrics: dict = {}
     if len(summary):
         for row in summary.itertuples():
@@ -273,13 +275,23 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
             summary.to_csv(root / "holdout_summary.csv", index=False)
             mlflow.log_artifact(str(root / "holdout_per_series.csv"), "metrics")
             mlflow.log_artifact(str(root / "holdout_summary.csv"), "metrics")
-        if backtests:
+        for label, bt_file, history_file, csv_name in (
+                ("totals", "backtest.parquet", "holdout_train.parquet", "backtest_summary.csv"),
+                ("features", "backtest_features.parquet", "features_history.parquet", "backtest_summary_features.csv")):
+            shard_paths = [Path(r["path"]) for r in refs if (Path(r["path"]) / bt_file).exists()]
+            if not shard_paths:
+                continue
             from models.forecasting import evaluate
 
-            history = pd.concat([pd.read_parquet(p / "holdout_train.parquet") for p in with_backtest], ignore_index=True)
-            bt = evaluate(pd.concat(backtests, ignore_index=True), history).summary
-            bt.to_csv(root / "backtest_summary.csv", index=False)
-            mlflow.log_artifact(str(root / "backtest_summary.csv"), "metrics")
+            bt = evaluate(pd.concat([pd.read_parquet(p / bt_file) for p in shard_paths], ignore_index=True),
+                          pd.concat([pd.read_parquet(p / history_file) for p in shard_paths], ignore_index=True)).summary
+            bt.to_csv(root / csv_name, index=False)
+            mlflow.log_artifact(str(root / csv_name), "metrics")
+            for row in bt.itertuples():
+                for col in ("mase_median", "wape", "coverage_80", "coverage_95"):
+                    metric = float(getattr(row, col, float("nan")))
+                    if np.isfinite(metric):
+                        mlflow.log_metric(f"backtest_{label}_{row.model}_{col}", metric)
         calendars = [Path(r["path"]) / "holiday_calendars.parquet" for r in refs]
         if any(p.exists() for p in calendars):
             cal = pd.concat([pd.read_parquet(p) for p in calendars if p.exists()], ignore_index=True)

@@ -2,6 +2,7 @@
 and a failing quality gate that must leave the published predictions alone."""
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -59,6 +60,12 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
     assert len(per_ws) == n_ws and set(per_ws) == {nightly_env.forecast_horizon_days}
     assert incoherent == 0 and bounds == 0
     assert first["churn_predictions"] and steps == {"nightly": "success"}
+    reports = nightly_env.data_dir / "forecasts" / f"as_of={END.isoformat()}"  # what MLflow received
+    members = {"SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM", "Ensemble"}
+    for name in ("holdout_summary.csv", "backtest_summary.csv", "backtest_summary_features.csv"):
+        assert members <= set(pd.read_csv(reports / name)["model"]), name
+    calendars = pd.read_csv(reports / "holiday_calendars.csv")
+    assert calendars["workspace_id"].nunique() == n_ws
 
     assert run_dag_in_process(nightly_env, END) == "success"
     assert _snapshot(engine) == first  # same date again: identical rows, ids included
