@@ -127,6 +127,31 @@ def reconcile(total: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="total")
 
 
+def model_importance(model) -> dict:
+    """What the fitted workspace-total Ensemble leans on: each member's mean weight over the series and,
+    when the global GBM carries weight, its features' share of the total split gain."""
+    from models.forecasting import GlobalGBM, Robust
+
+    members = [c for c in model.weights_.columns if c not in (model.panel_.id_col, "group", "choice")]
+    out = {"ensemble_member_weights": {m: float(model.weights_[m].mean()) for m in members}}
+    for member in model.members_:
+        inner = member.model if isinstance(member, Robust) else member
+        if isinstance(inner, GlobalGBM):
+            out["global_gbm_total_gain"] = inner.feature_importance()
+    return out
+
+
+def merge_importance(parts: list[tuple[int, dict]]) -> dict:
+    """Average ``model_importance`` dicts of the shards, weighted by their series counts."""
+    merged: dict = {}
+    for key in sorted({k for _, imp in parts for k in imp}):
+        weighted = [(n, imp[key]) for n, imp in parts if key in imp]
+        total = sum(n for n, _ in weighted)
+        names = sorted({name for _, d in weighted for name in d})
+        merged[key] = {name: round(sum(n * d.get(name, 0.0) for n, d in weighted) / total, 4) for name in names}
+    return merged
+
+
 def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
     """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
     from models.forecasting import ETS, Ensemble, Robust, default_members
@@ -158,6 +183,8 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
         if not train.empty:
             ens = Ensemble(**params).fit(train, freq="D")
             evaluated = {"Ensemble": _with_levels(ens, HOLDOUT_DAYS)}
+            ens.predict(h=HOLDOUT_DAYS, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"}
+                                                                            ).to_parquet(out / "holdout_total_forecast.parquet")
             # every member, including those the ensemble left out; with refit, the ensemble's own
             # members are already fitted on the whole training window
             fitted = {m.name: m for m in ens.members_} if params["refit"] else {}
@@ -196,6 +223,7 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     pd.concat([total_model.weights_.assign(level="total"), bottom_model.weights_.assign(level="feature")]
               ).to_parquet(out / "weights.parquet")
     fallbacks = [f.__dict__ for m in (total_model, bottom_model) for f in m.fallbacks]
+    (out / "importance.json").write_text(json.dumps(model_importance(total_model)))
     ref.update(n_series=int(totals["unique_id"].nunique() + bottom["unique_id"].nunique()), n_rows=len(frame),
                n_workspaces=int(totals["unique_id"].nunique()), n_fallbacks=len(fallbacks),
                fallbacks=fallbacks[:20], fit_seconds=round(time.perf_counter() - t_fit, 1),
@@ -256,6 +284,9 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     ens = summary[summary["model"] == "Ensemble"].iloc[0] if len(summary) else None
     value = float(ens["pooled_wape"]) if ens is not None else float("nan")
 
+    importance = merge_importance([(r["n_workspaces"], json.loads((Path(r["path"]) / "importance.json").read_text()))
+                                   for r in refs if (Path(r["path"]) / "importance.json").exists()])
+
     use_experiment(settings, EXPERIMENT)
     import mlflow
 
@@ -298,6 +329,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
             cal.to_csv(root / "holiday_calendars.csv", index=False)
             mlflow.log_artifact(str(root / "holiday_calendars.csv"), "metrics")
             mlflow.log_metric("workspaces_with_holiday_calendar", int(cal["holiday_country"].notna().sum()))
+        mlflow.log_dict(importance, "feature_importance.json")
         for p in _plots(settings, as_of, frame[frame["dimension"] == "total"]):
             mlflow.log_artifact(str(p), "plots")
         config = root / "config.json"
@@ -315,7 +347,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     with engine.begin() as conn:
         record_ml_model(conn, model_name=MODEL_NAME, model_type="ensemble_forecaster", version=model_version,
                         target_metric="credits", training_params=params,
-                        performance_metrics={**metrics, "promotion": decision.as_dict()}, feature_importance=None,
+                        performance_metrics={**metrics, "promotion": decision.as_dict()}, feature_importance=importance or None,
                         artifacts_path=f"{artifact_uri}/model",
                         training_data_start=min(date.fromisoformat(r["history_start"]) for r in refs),
                         training_data_end=as_of, is_active=decision.promoted)

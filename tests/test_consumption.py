@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.consumption import reconcile, series_metrics, shard_of, summarize
+from pipelines.consumption import merge_importance, model_importance, reconcile, series_metrics, shard_of, summarize
 
 
 def _frames(seed: int = 0):
@@ -55,3 +55,21 @@ def test_holdout_metrics_and_pooled_coverage():
     s = summarize(per).iloc[0]
     assert s["pooled_wape"] == pytest.approx(0.5) and s["coverage_95"] == 1
     assert s["pooled_period_err"] == pytest.approx(0.5)  # 10 days of 1.0 against 10 days of 2.0
+
+
+def test_importance_of_a_fitted_ensemble_and_shard_average():
+    from models.forecasting import Ensemble, GlobalGBM, SeasonalNaive
+
+    rng = np.random.default_rng(1)
+    ds = pd.date_range("2026-01-01", periods=120, freq="D")
+    df = pd.concat([pd.DataFrame({"unique_id": f"s{i}", "ds": ds,
+                                  "y": 50 + 20 * (ds.dayofweek < 5) + rng.normal(0, 3, len(ds))}) for i in range(4)])
+    members = [SeasonalNaive(), GlobalGBM(n_estimators=30, n_jobs=1)]
+    imp = model_importance(Ensemble(members=members, backtest_h=14, n_windows=2).fit(df))
+    assert set(imp["ensemble_member_weights"]) == {"SeasonalNaive", "GlobalGBM"}
+    assert sum(imp["ensemble_member_weights"].values()) == pytest.approx(1.0)
+    if imp["ensemble_member_weights"]["GlobalGBM"] > 0:
+        assert sum(imp["global_gbm_total_gain"].values()) == pytest.approx(1.0)
+
+    merged = merge_importance([(3, {"w": {"a": 1.0, "b": 0.0}}), (1, {"w": {"a": 0.0, "b": 1.0}, "g": {"x": 1.0}})])
+    assert merged == {"g": {"x": 1.0}, "w": {"a": 0.75, "b": 0.25}}

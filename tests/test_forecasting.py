@@ -111,6 +111,20 @@ def test_gbm_long_horizon_and_determinism():
     pd.testing.assert_frame_equal(first, small_gbm().fit(df).predict(h=365))
 
 
+@pytest.mark.parametrize("freq,n_steps", [("D", 120), ("h", 24 * 10)])
+def test_gbm_feature_importance_names_every_column(freq, n_steps):
+    with pytest.raises(RuntimeError, match="fit"):
+        small_gbm().feature_importance()
+    model = small_gbm().fit(make_series(n_series=4, n_steps=n_steps, freq=freq), freq=freq)
+    importance = model.feature_importance()
+    width = model._context.shape[1]
+    rows, cols = np.zeros(1, dtype=int), np.array([width - 1])
+    n_columns = model._features(model._context, rows, cols, model._end_index[:1], freq).shape[1]
+    assert len(importance) == n_columns
+    assert all(v >= 0 for v in importance.values()) and sum(importance.values()) == pytest.approx(1.0)
+    assert max(importance, key=importance.get).startswith(("lag_", "rolling_", "same_season"))
+
+
 def test_arima_auto_and_prophet_small():
     df = make_series(n_series=2, n_steps=60)
     check_forecast(ARIMA(auto=True).fit(df).predict(7), df, 7)

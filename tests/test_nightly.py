@@ -57,6 +57,12 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
         bounds = conn.execute(sa.text("select count(*) from analytics.predictions"
                                       " where not (confidence_lower <= predicted_value and predicted_value <= confidence_upper)")).scalar()
         steps = dict(conn.execute(sa.text("select step, status from analytics.pipeline_runs where step = 'nightly'")).all())
+        importance = conn.execute(sa.text("select feature_importance from analytics.ml_models"
+                                          " where model_name = 'pae-credit-consumption'")).scalar_one()
+    weights = importance["ensemble_member_weights"]
+    assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    if weights.get("GlobalGBM", 0) > 0:  # the GBM carries weight: its split gain per named feature
+        assert sum(importance["global_gbm_total_gain"].values()) == pytest.approx(1.0, abs=1e-3)
     assert len(per_ws) == n_ws and set(per_ws) == {nightly_env.forecast_horizon_days}
     assert incoherent == 0 and bounds == 0
     assert first["churn_predictions"] and steps == {"nightly": "success"}

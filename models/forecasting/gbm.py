@@ -21,6 +21,15 @@ class _Spec:
     def context(self) -> int:
         return max(max(self.lags), max(self.windows))
 
+    def feature_names(self, freq: str) -> list[str]:
+        """Column names of the feature matrix, in ``GlobalGBM._features`` order."""
+        names = [f"lag_{lag}" for lag in self.lags]
+        for w in self.windows:
+            names += [f"rolling_mean_{w}", f"rolling_std_{w}"]
+        names += [f"zero_share_{self.windows[-1]}", "same_season_mean", "log_scale",
+                  "day_of_week", "day_of_month", "month", "holiday"]
+        return names + (["hour"] if freq == "h" else [])
+
 
 _SPECS = {
     "D": _Spec(lags=(*range(1, 8), 14, 21, 28), windows=(7, 28), season_lags=(7, 14, 21, 28)),
@@ -179,6 +188,20 @@ class GlobalGBM(BaseForecaster):
         }
         self._booster = xgb.train(params, data, num_boost_round=self.n_estimators)
         self._forward(panel)
+
+    def feature_importance(self, kind: str = "total_gain") -> dict[str, float]:
+        """Share of the trees' ``kind`` (an XGBoost importance type) per named feature; sums to 1.
+
+        Raises:
+            RuntimeError: If the model has not been fitted.
+        """
+        if not hasattr(self, "_booster"):
+            raise RuntimeError("GlobalGBM is not fitted: call fit() before feature_importance().")
+        names = _SPECS[self._freq].feature_names(self._freq)
+        raw = self._booster.get_score(importance_type=kind)  # keys f0, f1, ...; unused features are absent
+        values = np.array([raw.get(f"f{i}", 0.0) for i in range(len(names))])
+        total = values.sum()
+        return {n: float(v / total) if total > 0 else 0.0 for n, v in zip(names, values)}
 
     def _forward(self, panel: Panel) -> None:
         """Keep the trained trees; take the new history, scale and residual spread."""
