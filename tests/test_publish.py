@@ -82,3 +82,33 @@ def test_churn_publish_is_idempotent_and_drops_unscored_users(clean_db):
         stats = publish_churn_scores(conn, frame.iloc[:2], AS_OF)
     assert stats == {"rows": 2, "changed": 0, "deleted_stale": 1}
     assert _rows(clean_db, "churn_predictions") == [r for r in first if r.risk_score != 50]
+
+
+def test_bi_view_keeps_past_forecasts_beside_realised_credits(clean_db):
+    from pipelines.ids import entity_uuid
+
+    with clean_db.begin() as conn:
+        publish_predictions(conn, _forecast(h=5), "credit_consumption", AS_OF)
+        # the next night: only future days are replaced, the forecast of AS_OF + 1 stays
+        later = _forecast(h=5, shift=2.0)
+        publish_predictions(conn, later[later["prediction_date"] > AS_OF + timedelta(days=1)],
+                            "credit_consumption", AS_OF + timedelta(days=1))
+        ws_a = str(entity_uuid("workspace", "ws-a"))
+        conn.execute(sa.text("insert into analytics.entities (entity_type, entity_id, external_id)"
+                             " values ('workspace', :id, 'ws-a')"), {"id": ws_a})
+        conn.execute(sa.text("insert into analytics.workspace_daily_metrics values"
+                             " (:id, :d, 'total', 10.5, 3, 0, 2), (:id, :d, 'chat', 99.0, 3, 0, 2)"),
+                     {"id": ws_a, "d": AS_OF + timedelta(days=1)})
+        conn.execute(sa.text("set local role pae_reader"))
+        rows = conn.execute(sa.text(
+            "select workspace_external_id, dimension, predicted_value, actual_credits, actual_within_interval,"
+            " days_ahead from analytics.v_credit_forecast where prediction_date = :d order by 1, 2"),
+            {"d": AS_OF + timedelta(days=1)}).all()
+        totals = conn.execute(sa.text(
+            "select days, predicted_credits from analytics.v_credit_forecast_totals"
+            " where workspace_external_id = 'ws-a' and dimension = 'total' and as_of_date = :d"),
+            {"d": AS_OF + timedelta(days=1)}).one()
+    assert [tuple(r[:5]) for r in rows[:2]] == [("ws-a", "chat", 10.0, 99.0, False), ("ws-a", "total", 10.0, 10.5, True)]
+    assert all(r.days_ahead == 1 for r in rows)
+    assert rows[2:] and all(r.workspace_external_id is None and r.actual_credits is None for r in rows[2:])
+    assert totals == (4, sum(10.0 * i + 2.0 for i in range(2, 6)))
