@@ -222,7 +222,10 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     frame.to_parquet(out / "forecast.parquet")
     pd.concat([total_model.weights_.assign(level="total"), bottom_model.weights_.assign(level="feature")]
               ).to_parquet(out / "weights.parquet")
-    fallbacks = [f.__dict__ for m in (total_model, bottom_model) for f in m.fallbacks]
+    fallbacks = [{**f.__dict__, "level": level} for level, m in (("total", total_model), ("feature", bottom_model))
+                 for f in m.fallbacks]
+    pd.DataFrame(fallbacks, columns=["unique_id", "model", "reason", "used", "level"]).astype(
+        {"unique_id": str}).to_parquet(out / "fallbacks.parquet")
     (out / "importance.json").write_text(json.dumps(model_importance(total_model)))
     ref.update(n_series=int(totals["unique_id"].nunique() + bottom["unique_id"].nunique()), n_rows=len(frame),
                n_workspaces=int(totals["unique_id"].nunique()), n_fallbacks=len(fallbacks),
@@ -323,6 +326,14 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
                     metric = float(getattr(row, col, float("nan")))
                     if np.isfinite(metric):
                         mlflow.log_metric(f"backtest_{label}_{row.model}_{col}", metric)
+        fallback_files = [Path(r["path"]) / "fallbacks.parquet" for r in refs]
+        fallbacks = [pd.read_parquet(p) for p in fallback_files if p.exists()]
+        fallbacks = pd.concat(fallbacks, ignore_index=True) if fallbacks else pd.DataFrame()
+        if len(fallbacks):  # every series a member did not forecast with its own method, and why
+            fallbacks.to_csv(root / "fallbacks.csv", index=False)
+            mlflow.log_artifact(str(root / "fallbacks.csv"), "metrics")
+            for (level, model), n in fallbacks.groupby(["level", "model"]).size().items():
+                mlflow.log_metric(f"n_fallbacks_{level}_{model}", int(n))
         calendars = [Path(r["path"]) / "holiday_calendars.parquet" for r in refs]
         if any(p.exists() for p in calendars):
             cal = pd.concat([pd.read_parquet(p) for p in calendars if p.exists()], ignore_index=True)

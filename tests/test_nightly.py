@@ -70,6 +70,11 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
     members = {"SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM", "Ensemble"}
     for name in ("holdout_summary.csv", "backtest_summary.csv", "backtest_summary_features.csv"):
         assert members <= set(pd.read_csv(reports / name)["model"]), name
+    with engine.connect() as conn:
+        n_fallbacks = conn.execute(sa.text("select sum((details->>'n_fallbacks')::int) from analytics.pipeline_runs"
+                                           " where step like 'forecast_shard_%' and status = 'success'")).scalar()
+    fallbacks = pd.read_csv(reports / "fallbacks.csv")  # every fallback, not the sample kept in the run record
+    assert len(fallbacks) == n_fallbacks > 0 and set(fallbacks["level"]) <= {"total", "feature"}
     calendars = pd.read_csv(reports / "holiday_calendars.csv")
     assert calendars["workspace_id"].nunique() == n_ws
 
