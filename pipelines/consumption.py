@@ -237,8 +237,10 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     return ref
 
 
-def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, n: int = 4) -> list[Path]:
-    """History + forecast (with the band) PNGs of the ``n`` largest workspaces."""
+def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, holdout_fc: pd.DataFrame | None = None,
+           n: int = 4) -> list[Path]:
+    """PNGs of the ``n`` largest workspaces: history, the forecast with its band and, over the last
+    ``HOLDOUT_DAYS`` of history, the holdout forecast made without them, to compare with what happened."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,13 +252,17 @@ def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, n: int = 4)
     paths = []
     for ws in top:
         h, f = hist[hist["unique_id"] == ws], totals_fc[totals_fc["workspace_id"] == ws]
-        fig, ax = plt.subplots(figsize=(8, 3.5))
+        fig, ax = plt.subplots(figsize=(9, 4))
         ax.plot(h["ds"], h["y"], color="black", lw=1, label="credits")
         ax.plot(f["prediction_date"], f["predicted_value"], color="tab:blue", lw=1.5, label="forecast")
         ax.fill_between(f["prediction_date"], f["confidence_lower"], f["confidence_upper"], alpha=0.25,
                         color="tab:blue", label=f"{int(settings.forecast_level)}% interval")
+        if holdout_fc is not None and (ws == holdout_fc["workspace_id"]).any():
+            ho = holdout_fc[holdout_fc["workspace_id"] == ws]
+            ax.plot(ho["ds"], ho["yhat"], color="tab:orange", lw=1.5, label="holdout forecast (days unseen)")
+            ax.fill_between(ho["ds"], ho["yhat_lower"], ho["yhat_upper"], alpha=0.2, color="tab:orange")
         ax.set_title(f"{ws}: daily credits, as of {as_of}")
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize="small", ncol=4, frameon=False)
         fig.tight_layout()
         path = settings.data_dir / "forecasts" / f"as_of={as_of.isoformat()}" / f"plot_{ws}.png"
         fig.savefig(path, dpi=90)
@@ -341,7 +347,10 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
             mlflow.log_artifact(str(root / "holiday_calendars.csv"), "metrics")
             mlflow.log_metric("workspaces_with_holiday_calendar", int(cal["holiday_country"].notna().sum()))
         mlflow.log_dict(importance, "feature_importance.json")
-        for p in _plots(settings, as_of, frame[frame["dimension"] == "total"]):
+        holdout_files = [Path(r["path"]) / "holdout_total_forecast.parquet" for r in refs]
+        holdout_fc = [pd.read_parquet(p) for p in holdout_files if p.exists()]
+        holdout_fc = pd.concat(holdout_fc, ignore_index=True) if holdout_fc else None
+        for p in _plots(settings, as_of, frame[frame["dimension"] == "total"], holdout_fc):
             mlflow.log_artifact(str(p), "plots")
         config = root / "config.json"
         config.write_text(json.dumps({"ensemble": ensemble_params(settings),
