@@ -160,6 +160,15 @@ def main() -> None:
           f"floor see bench/noise_floor.py), 30-day-total error {ens['pooled_period_err']:.3f}, median WAPE "
           f"{ens['median_wape']:.3f}, median MAPE {ens['median_mape']:.3f} (seed: MAPE < 0.10), "
           f"coverage 80% {ens['coverage_80']:.3f} (target 0.77-0.83), 95% {ens['coverage_95']:.3f} (target 0.92-0.97)")
+    from pipelines.consumption import summarize_cumulative
+
+    cum = summarize_cumulative(pd.read_csv(root / "holdout_cumulative_per_series.csv"))
+    print("\nHoldout 30-day credit total per workspace, two intervals for it (coverage; median width / forecast):")
+    for name, label in (("cumulative", "cumulative forecast, conformal on backtest totals"),
+                        ("summed_daily", "sum of the daily bounds")):
+        print(f"  {label:<50} " + "  ".join(
+            f"{lv}%: coverage {cum[f'{name}_total_coverage_{lv}']:.3f}, width {cum[f'{name}_total_width_{lv}']:.2f}"
+            for lv in (80, 95)))
     e = per_series[per_series["model"] == "Ensemble"].copy()
     e["volume"] = pd.qcut(e["actual_sum"].rank(method="first"), 4, labels=["Q1 smallest", "Q2", "Q3", "Q4 largest"])
     g = e.groupby("volume", observed=True)

@@ -11,6 +11,10 @@ Per shard of workspaces (``shard_of``: a stable hash), on the feature store's da
    forecast times the feature's share of the feature forecasts that day, so the breakdown sums to the
    total exactly; its bounds are the feature model's bounds scaled by the same factor.
    The feature ensemble's own rolling-origin backtest (4 origins) is scored per member too.
+4. **Cumulative totals** (``target_metric = 'credits_cumulative'``): the workspace's credits from the first
+   forecast day to each day, with an interval calibrated for totals (``Ensemble.predict_cumulative``);
+   summing daily bounds would overstate a 30-day total's uncertainty. Its holdout coverage is scored
+   beside that of the summed daily bounds.
 ``finalize`` merges the shards, tracks one MLflow run (metrics, per-series metrics, plots, the model),
 registers it and applies the promotion policy (``pipelines.tracking``): a challenger whose holdout WAPE
 is worse than the champion's by more than ``promotion_tolerance`` is not published, so the previous
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "pae-credit-consumption"
 EXPERIMENT = "credit-consumption"
 HOLDOUT_DAYS = 30
+DAILY_METRIC, CUMULATIVE_METRIC = "credits", "credits_cumulative"  # predictions.target_metric
 LEVELS = (80, 95)
 
 
@@ -108,6 +113,35 @@ def summarize(per_series: pd.DataFrame) -> pd.DataFrame:
         if f"hits_{lv}" in per_series:
             out[f"coverage_{lv}"] = g[f"hits_{lv}"].sum() / g[f"n_{lv}"].sum().replace(0, np.nan)
     return out.reset_index()
+
+
+def cumulative_holdout(actual: pd.DataFrame, model, daily: pd.DataFrame) -> pd.DataFrame:
+    """Per series, the holdout's credit total against two intervals for it: the last step of the
+    ensemble's cumulative forecast (calibrated for totals) and the sum of the daily bounds.
+
+    ``daily`` is the ensemble's daily holdout forecast with ``lo-<level>``/``hi-<level>`` columns.
+    """
+    bounds = [f"{b}-{lv}" for lv in LEVELS for b in ("lo", "hi")]
+    out = actual.groupby("unique_id")["y"].sum().rename("actual_total").to_frame()
+    out = out.join(daily.groupby("unique_id")[bounds].sum().add_prefix("summed_"), how="inner")
+    for lv in LEVELS:
+        cum = model.predict_cumulative(HOLDOUT_DAYS, lv)
+        last = cum[cum["ds"] == cum.groupby("unique_id")["ds"].transform("max")].set_index("unique_id")
+        out["forecast_total"] = last["yhat"]
+        out[f"lo-{lv}"], out[f"hi-{lv}"] = last["yhat_lower"], last["yhat_upper"]
+    return out.reset_index()
+
+
+def summarize_cumulative(per_series: pd.DataFrame) -> dict[str, float]:
+    """Coverage and median width (relative to the forecast total) of both intervals for the holdout total."""
+    y, f = per_series["actual_total"], per_series["forecast_total"]
+    out = {}
+    for lv in LEVELS:
+        for name, prefix in (("cumulative", ""), ("summed_daily", "summed_")):
+            lo, hi = per_series[f"{prefix}lo-{lv}"], per_series[f"{prefix}hi-{lv}"]
+            out[f"{name}_total_coverage_{lv}"] = float(((y >= lo) & (y <= hi)).mean())
+            out[f"{name}_total_width_{lv}"] = float(((hi - lo) / f.where(f > 0)).median())
+    return out
 
 
 def reconcile(total: pd.DataFrame, bottom: pd.DataFrame) -> pd.DataFrame:
@@ -197,6 +231,7 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
             ens.backtest_.to_parquet(out / "backtest.parquet")
             train.to_parquet(out / "holdout_train.parquet")  # the backtest's history, for its MASE scale
             series_metrics(actual, evaluated, train).to_parquet(out / "holdout_metrics.parquet")
+            cumulative_holdout(actual, ens, evaluated["Ensemble"]).to_parquet(out / "holdout_cumulative.parquet")
 
         # 2. production forecasts (totals and features), 3. reconciliation
         t_fit = time.perf_counter()
@@ -212,13 +247,15 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
     bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
     features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
-    frame = pd.concat([total_fc.assign(dimension="total"), features.rename(columns={"feature": "dimension"})],
-                      ignore_index=True)
+    cumulative = total_model.predict_cumulative(h, level=settings.forecast_level).rename(
+        columns={"unique_id": "workspace_id"})
+    frame = pd.concat([total_fc.assign(dimension="total", target_metric=DAILY_METRIC),
+                       features.rename(columns={"feature": "dimension"}).assign(target_metric=DAILY_METRIC),
+                       cumulative.assign(dimension="total", target_metric=CUMULATIVE_METRIC)], ignore_index=True)
     frame = frame.rename(columns={"ds": "prediction_date", "yhat": "predicted_value",
                                   "yhat_lower": "confidence_lower", "yhat_upper": "confidence_upper"})
-    frame["target_metric"] = "credits"
     frame["confidence_level"] = settings.forecast_level / 100
-    frame = frame.sort_values(["workspace_id", "dimension", "prediction_date"]).reset_index(drop=True)
+    frame = frame.sort_values(["workspace_id", "target_metric", "dimension", "prediction_date"]).reset_index(drop=True)
     frame.to_parquet(out / "forecast.parquet")
     pd.concat([total_model.weights_.assign(level="total"), bottom_model.weights_.assign(level="feature")]
               ).to_parquet(out / "weights.parquet")
@@ -290,6 +327,11 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
                         "coverage_80", "coverage_95"):
                 if hasattr(row, col):
                     metrics[f"holdout_{row.model}_{col}"] = float(getattr(row, col))
+    cumulative_files = [Path(r["path"]) / "holdout_cumulative.parquet" for r in refs]
+    cumulative = [pd.read_parquet(p) for p in cumulative_files if p.exists()]
+    cumulative = pd.concat(cumulative, ignore_index=True) if cumulative else pd.DataFrame()
+    if len(cumulative):
+        metrics.update({f"holdout_Ensemble_{k}": v for k, v in summarize_cumulative(cumulative).items()})
     ens = summary[summary["model"] == "Ensemble"].iloc[0] if len(summary) else None
     value = float(ens["pooled_wape"]) if ens is not None else float("nan")
 
@@ -310,6 +352,9 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         mlflow.log_metrics({"n_series": sum(r["n_series"] for r in refs), "n_fallbacks": sum(r.get("n_fallbacks", 0) for r in refs),
                             "fit_seconds_total": sum(r.get("fit_seconds", 0) for r in refs)})
         root.mkdir(parents=True, exist_ok=True)
+        if len(cumulative):
+            cumulative.to_csv(root / "holdout_cumulative_per_series.csv", index=False)
+            mlflow.log_artifact(str(root / "holdout_cumulative_per_series.csv"), "metrics")
         if len(per_series):
             per_series.to_csv(root / "holdout_per_series.csv", index=False)
             summary.to_csv(root / "holdout_summary.csv", index=False)
@@ -350,7 +395,8 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         holdout_files = [Path(r["path"]) / "holdout_total_forecast.parquet" for r in refs]
         holdout_fc = [pd.read_parquet(p) for p in holdout_files if p.exists()]
         holdout_fc = pd.concat(holdout_fc, ignore_index=True) if holdout_fc else None
-        for p in _plots(settings, as_of, frame[frame["dimension"] == "total"], holdout_fc):
+        daily_totals = frame[(frame["dimension"] == "total") & (frame["target_metric"] == DAILY_METRIC)]
+        for p in _plots(settings, as_of, daily_totals, holdout_fc):
             mlflow.log_artifact(str(p), "plots")
         config = root / "config.json"
         config.write_text(json.dumps({"ensemble": ensemble_params(settings),
@@ -366,7 +412,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
     frame.to_parquet(frame_path)
     with engine.begin() as conn:
         record_ml_model(conn, model_name=MODEL_NAME, model_type="ensemble_forecaster", version=model_version,
-                        target_metric="credits", training_params=params,
+                        target_metric=DAILY_METRIC, training_params=params,
                         performance_metrics={**metrics, "promotion": decision.as_dict()}, feature_importance=importance or None,
                         artifacts_path=f"{artifact_uri}/model",
                         training_data_start=min(date.fromisoformat(r["history_start"]) for r in refs),

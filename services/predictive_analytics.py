@@ -23,6 +23,7 @@ from pipelines.ids import entity_uuid
 
 CONSUMPTION_TYPE = "credit_consumption"
 TOTAL = "total"
+CUMULATIVE_METRIC = "credits_cumulative"  # running totals from the first forecast day (pipelines.consumption)
 GRANULARITIES = ("day", "week")
 MAX_DAYS_AHEAD = 365
 
@@ -67,20 +68,20 @@ _CONSUMPTION = sa.text("""
           and granularity = 'day' and scenario = 'likely' and dimension = :total
     ),
     forecast as (
-        select p.dimension, p.prediction_date,
+        select p.target_metric, p.dimension, p.prediction_date,
                p.predicted_value::float8 as value, p.confidence_lower::float8 as lower,
                p.confidence_upper::float8 as upper, p.confidence_level::float8 as confidence_level,
                p.model_version, p.as_of_date
         from analytics.predictions p
         join latest l on p.as_of_date = l.as_of_date
-        where p.workspace_id = :ws and p.prediction_type = :type and p.target_metric = 'credits'
-          and p.granularity = 'day' and p.scenario = 'likely'
+        where p.workspace_id = :ws and p.prediction_type = :type
+          and p.target_metric in ('credits', :cumulative) and p.granularity = 'day' and p.scenario = 'likely'
           and p.prediction_date > l.as_of_date and p.prediction_date <= l.as_of_date + cast(:days as integer)
     )
     select w.external_id, f.*
     from workspace w
     left join forecast f on true
-    order by f.dimension, f.prediction_date
+    order by f.target_metric, f.dimension, f.prediction_date
 """)
 
 _HISTORY = sa.text("""
@@ -202,7 +203,9 @@ class PredictiveAnalytics:
             ``workspace`` (``id``, ``external_id``), ``as_of_date``, ``model_version``, ``confidence_level``,
             ``granularity``, ``days_ahead``, ``predictions`` (the workspace total: rows of ``date``,
             ``predicted_value``, ``lower``, ``upper``, ``days``), ``breakdown`` (one ``{dimension,
-            predictions}`` per feature/service, largest first; they sum to the total) and ``history``
+            predictions}`` per feature/service, largest first; they sum to the total), ``cumulative`` (daily
+            whatever the granularity: credits from the first forecast day through ``date``, ``days`` days, with
+            an interval calibrated for that total; empty for forecasts stored without it) and ``history``
             (``date``, ``value``, ``days``: credits used in the ``history_days`` up to the as-of date).
 
         Raises:
@@ -220,7 +223,7 @@ class PredictiveAnalytics:
         ws_id = entity_uuid("workspace", workspace_id)
         with self.engine.connect() as conn:
             rows = conn.execute(_CONSUMPTION, {"ws": str(ws_id), "type": CONSUMPTION_TYPE, "total": TOTAL,
-                                               "days": days_ahead}).all()
+                                               "cumulative": CUMULATIVE_METRIC, "days": days_ahead}).all()
             if not rows:
                 raise _unknown(workspace_id)
             ws = Workspace(id=ws_id, external_id=rows[0].external_id)
@@ -234,12 +237,16 @@ class PredictiveAnalytics:
 
         start = as_of + timedelta(days=1)
         by_dim: dict[str, list[dict[str, Any]]] = {}
+        cumulative = []
         for r in rows:
-            by_dim.setdefault(r.dimension, []).append(
-                {"date": r.prediction_date, "predicted_value": r.value, "lower": r.lower, "upper": r.upper})
+            point = {"date": r.prediction_date, "predicted_value": r.value, "lower": r.lower, "upper": r.upper}
+            if r.target_metric == CUMULATIVE_METRIC:
+                cumulative.append({**point, "days": (r.prediction_date - as_of).days})
+            else:
+                by_dim.setdefault(r.dimension, []).append(point)
         keys = ("predicted_value", "lower", "upper")
         total = by_dim.pop(TOTAL, [])
-        head = next((r for r in rows if r.dimension == TOTAL), rows[0])
+        head = next((r for r in rows if r.dimension == TOTAL and r.target_metric != CUMULATIVE_METRIC), rows[0])
         breakdown = sorted(by_dim.items(), key=lambda kv: (-sum(p["predicted_value"] or 0 for p in kv[1]), kv[0]))
         return {
             "workspace": ws.as_dict(),
@@ -251,6 +258,7 @@ class PredictiveAnalytics:
             "predictions": _periods(total, start, granularity, keys),
             "breakdown": [{"dimension": dim, "predictions": _periods(points, start, granularity, keys)}
                           for dim, points in breakdown],
+            "cumulative": cumulative,
             "history": _periods([{"date": h.metric_date, "value": h.credits} for h in history], start, granularity,
                                 ("value",)),
         }

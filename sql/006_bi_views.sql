@@ -10,7 +10,8 @@ with forecasts as (
     select workspace_id, dimension, prediction_date, predicted_value, confidence_lower, confidence_upper,
            confidence_level, model_version, as_of_date
     from analytics.predictions
-    where prediction_type = 'credit_consumption' and granularity = 'day' and scenario = 'likely'
+    where prediction_type = 'credit_consumption' and target_metric = 'credits'
+      and granularity = 'day' and scenario = 'likely'
 ),
 workspaces as (
     select entity_id as workspace_id, external_id as workspace_external_id
@@ -30,10 +31,23 @@ final as (
 )
 select * from final;
 
--- Grain: one row per workspace and dimension: the forecast horizon's totals, for finance.
-create or replace view analytics.v_credit_forecast_totals as
-select workspace_id, workspace_external_id, dimension, as_of_date, model_version,
-       min(prediction_date) as first_day, max(prediction_date) as last_day, count(*) as days,
-       sum(predicted_value) as predicted_credits
-from analytics.v_credit_forecast
-group by workspace_id, workspace_external_id, dimension, as_of_date, model_version;
+-- Grain: one row per workspace, as-of date and horizon day: the credits from the first forecast day through
+-- that day, with an interval calibrated for the total (summing daily bounds would overstate its
+-- uncertainty). For finance: the row with the largest days_ahead is the total over the horizon.
+create or replace view analytics.v_credit_forecast_cumulative as
+with cumulative as (
+    select workspace_id, as_of_date, prediction_date, predicted_value, confidence_lower, confidence_upper,
+           confidence_level, model_version
+    from analytics.predictions
+    where prediction_type = 'credit_consumption' and target_metric = 'credits_cumulative'
+      and dimension = 'total' and granularity = 'day' and scenario = 'likely'
+),
+final as (
+    select c.workspace_id, e.external_id as workspace_external_id, c.as_of_date,
+           c.prediction_date as through_date, c.prediction_date - c.as_of_date as days_ahead,
+           c.predicted_value as predicted_credits, c.confidence_lower, c.confidence_upper, c.confidence_level,
+           c.model_version
+    from cumulative c
+    left join analytics.entities e on e.entity_type = 'workspace' and e.entity_id = c.workspace_id
+)
+select * from final;

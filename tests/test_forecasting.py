@@ -325,6 +325,28 @@ def test_conformal_coverage_is_close_to_nominal():
         assert low <= coverage(conf.y, conf.yhat_lower, conf.yhat_upper) <= high
 
 
+def test_cumulative_interval_is_calibrated_and_narrower_than_summed_daily_bounds():
+    df = simulate_ar_seasonal(n_series=200, n_days=200, seed=12)
+    h = 14
+    cutoff = df["ds"].max() - pd.Timedelta(days=h)
+    train, test = df[df.ds <= cutoff], df[df.ds > cutoff]
+    ens = Ensemble(members=[SeasonalNaive(), ETS()], backtest_h=h, n_windows=4).fit(train)
+    actual = test.groupby("unique_id")["y"].sum()
+    daily = ens.predict(h, 80).groupby("unique_id")[["yhat", "yhat_lower", "yhat_upper"]].sum()
+    running = ens.predict_cumulative(h, 80)
+    check_forecast(running, train, h)
+    assert (running.groupby("unique_id")["yhat"].diff().dropna() >= -1e-9).all()  # totals of non-negative days
+    last = running[running["ds"] == running["ds"].max()].set_index("unique_id").loc[actual.index]
+    assert np.allclose(last["yhat"], daily.loc[actual.index, "yhat"])
+    cov_running = coverage(actual, last["yhat_lower"], last["yhat_upper"])
+    cov_summed = coverage(actual, daily.loc[actual.index, "yhat_lower"], daily.loc[actual.index, "yhat_upper"])
+    assert 0.70 <= cov_running <= 0.90 and cov_summed > 0.95
+    assert ((last["yhat_upper"] - last["yhat_lower"]) < (daily["yhat_upper"] - daily["yhat_lower"]).loc[actual.index]).mean() > 0.9
+    longer = ens.predict_cumulative(2 * h, 80)  # beyond the backtest horizon: extrapolated, still widening
+    width = (longer["yhat_upper"] - longer["yhat_lower"]).groupby(longer["unique_id"]).diff().dropna()
+    assert (width >= -1e-9).all()
+
+
 def test_ensemble_is_no_worse_than_its_best_member():
     df = pd.concat([simulate_ar_seasonal(30, 160, seed=5), make_series(n_series=6, n_steps=150, seed=2)])
     members = [SeasonalNaive(), ETS(), ARIMA(), small_gbm()]

@@ -39,6 +39,10 @@ def _snapshot(engine) -> dict:
         return {t: conn.execute(sa.text(f"select * from analytics.{t} order by 1, 2, 3, 4")).all() for t in TABLES}
 
 
+def reports_dir(settings: Settings):
+    return settings.data_dir / "forecasts" / f"as_of={END.isoformat()}"
+
+
 def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
     from pipelines.airflow_env import run_dag_in_process
 
@@ -47,13 +51,25 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
     with engine.connect() as conn:
         n_ws = conn.execute(sa.text("select count(*) from analytics.entities where entity_type = 'workspace'")).scalar()
         per_ws = conn.execute(sa.text(
-            "select count(*) from analytics.predictions where dimension = 'total' group by workspace_id")).scalars().all()
+            "select count(*) from analytics.predictions where dimension = 'total' and target_metric = 'credits'"
+            " group by workspace_id")).scalars().all()
         incoherent = conn.execute(sa.text("""
             select count(*) from (
               select workspace_id, prediction_date, sum(predicted_value) filter (where dimension <> 'total') as parts,
                      max(predicted_value) filter (where dimension = 'total') as total
-              from analytics.predictions group by 1, 2) s
+              from analytics.predictions where target_metric = 'credits' group by 1, 2) s
             where abs(parts - total) > 1e-3 * greatest(1, total)""")).scalar()
+        # the cumulative rows are the running sums of the daily totals
+        n_cumulative, not_running_sums = conn.execute(sa.text("""
+            select count(*), count(*) filter (
+                     where d.running is null or abs(c.predicted_value - d.running) > 1e-3 * greatest(1, d.running))
+            from analytics.predictions c
+            left join (
+              select workspace_id, prediction_date,
+                     sum(predicted_value) over (partition by workspace_id order by prediction_date) as running
+              from analytics.predictions where target_metric = 'credits' and dimension = 'total') d
+              using (workspace_id, prediction_date)
+            where c.target_metric = 'credits_cumulative'""")).one()
         bounds = conn.execute(sa.text("select count(*) from analytics.predictions"
                                       " where not (confidence_lower <= predicted_value and predicted_value <= confidence_upper)")).scalar()
         steps = dict(conn.execute(sa.text("select step, status from analytics.pipeline_runs where step = 'nightly'")).all())
@@ -65,8 +81,11 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
         assert sum(importance["global_gbm_total_gain"].values()) == pytest.approx(1.0, abs=1e-3)
     assert len(per_ws) == n_ws and set(per_ws) == {nightly_env.forecast_horizon_days}
     assert incoherent == 0 and bounds == 0
+    assert n_cumulative == n_ws * nightly_env.forecast_horizon_days and not_running_sums == 0
+    cumulative = pd.read_csv(reports_dir(nightly_env) / "holdout_cumulative_per_series.csv")
+    assert len(cumulative) and (cumulative["lo-95"] <= cumulative["hi-95"]).all()
     assert first["churn_predictions"] and steps == {"nightly": "success"}
-    reports = nightly_env.data_dir / "forecasts" / f"as_of={END.isoformat()}"  # what MLflow received
+    reports = reports_dir(nightly_env)  # what MLflow received
     members = {"SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM", "Ensemble"}
     for name in ("holdout_summary.csv", "backtest_summary.csv", "backtest_summary_features.csv"):
         assert members <= set(pd.read_csv(reports / name)["model"]), name

@@ -87,8 +87,11 @@ def test_churn_publish_is_idempotent_and_drops_unscored_users(clean_db):
 def test_bi_view_keeps_past_forecasts_beside_realised_credits(clean_db):
     from pipelines.ids import entity_uuid
 
+    running = _forecast(h=3, dims=("total",)).query("workspace_id == 'ws-a'").assign(target_metric="credits_cumulative")
+    running["predicted_value"] = running["confidence_lower"] = running["confidence_upper"] = \
+        [100.0 * (d - AS_OF).days for d in running["prediction_date"]]
     with clean_db.begin() as conn:
-        publish_predictions(conn, _forecast(h=5), "credit_consumption", AS_OF)
+        publish_predictions(conn, pd.concat([_forecast(h=5), running]), "credit_consumption", AS_OF)
         # the next night: only future days are replaced, the forecast of AS_OF + 1 stays
         later = _forecast(h=5, shift=2.0)
         publish_predictions(conn, later[later["prediction_date"] > AS_OF + timedelta(days=1)],
@@ -104,11 +107,10 @@ def test_bi_view_keeps_past_forecasts_beside_realised_credits(clean_db):
             "select workspace_external_id, dimension, predicted_value, actual_credits, actual_within_interval,"
             " days_ahead from analytics.v_credit_forecast where prediction_date = :d order by 1, 2"),
             {"d": AS_OF + timedelta(days=1)}).all()
-        totals = conn.execute(sa.text(
-            "select days, predicted_credits from analytics.v_credit_forecast_totals"
-            " where workspace_external_id = 'ws-a' and dimension = 'total' and as_of_date = :d"),
-            {"d": AS_OF + timedelta(days=1)}).one()
+        cumulative = conn.execute(sa.text(
+            "select days_ahead, predicted_credits from analytics.v_credit_forecast_cumulative"
+            " where workspace_external_id = 'ws-a' order by days_ahead")).all()
     assert [tuple(r[:5]) for r in rows[:2]] == [("ws-a", "chat", 10.0, 99.0, False), ("ws-a", "total", 10.0, 10.5, True)]
     assert all(r.days_ahead == 1 for r in rows)
     assert rows[2:] and all(r.workspace_external_id is None and r.actual_credits is None for r in rows[2:])
-    assert totals == (4, sum(10.0 * i + 2.0 for i in range(2, 6)))
+    assert [tuple(r) for r in cumulative] == [(1, 100.0)]  # later days were replaced by the next night's run

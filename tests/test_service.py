@@ -42,6 +42,10 @@ def seed_consumption(conn: sa.Connection, external_id: str, days: int = 30, hist
                (100 + d) * s.value::float8, 0.8 * (100 + d) * s.value::float8, 1.2 * (100 + d) * s.value::float8,
                0.95, 'ets-v3', :as_of
         from generate_series(1, :days) d, jsonb_each_text(cast(:shares as jsonb)) s
+        union all  -- running totals of the workspace total from the first forecast day
+        select cast(:ws as uuid), 'credit_consumption', 'credits_cumulative', 'total', 'day', 'likely', :as_of + d,
+               d * (201 + d) / 2.0, 0.9 * d * (201 + d) / 2.0, 1.1 * d * (201 + d) / 2.0, 0.95, 'ets-v3', :as_of
+        from generate_series(1, :days) d
         union all  -- a day of the previous forecast, no longer the latest
         select cast(:ws as uuid), 'credit_consumption', 'credits', 'total', 'day', 'likely', :as_of, 999, 1, 2000,
                0.95, 'ets-v2', :as_of - 1
@@ -110,6 +114,11 @@ def test_consumption_latest_forecast_breakdown_and_history(service, clean_db):
         assert sum(b["predictions"][i]["predicted_value"] for b in out["breakdown"]) == pytest.approx(
             p["predicted_value"])
     assert len(out["history"]) == 90 and out["history"][-1]["date"] == AS_OF
+    running, total = out["cumulative"], 0.0
+    assert [p["days"] for p in running] == list(range(1, 11))
+    for day, point in zip(out["predictions"], running):
+        total += day["predicted_value"]
+        assert point["predicted_value"] == pytest.approx(total) and point["lower"] < total < point["upper"]
 
 
 def test_weekly_sums_days_and_bounds(service, clean_db):

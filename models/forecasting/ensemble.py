@@ -43,8 +43,8 @@ class ConformalCalibrator:
     Scores are absolute errors divided by the series' MASE scale (its seasonal-naive MAE), pooled
     over series, so one set of quantiles serves series of any size and noise level. Step ``k``
     uses the scores of step ``k`` and, while fewer than ``min_pool``, of neighbouring steps too.
-    Quantiles are made non-decreasing in ``k``; beyond the backtest horizon ``H`` they grow as
-    ``q[H] * sqrt(k / H)``.
+    Quantiles are made non-decreasing in ``k``; beyond the backtest horizon ``H`` they are not
+    calibrated but extrapolated as ``q[H] * (k / H) ** growth``.
 
     Args:
         errors: Backtest errors ``y - yhat``, one per (series, window, step).
@@ -52,14 +52,17 @@ class ConformalCalibrator:
         scale: MASE scale of each error's series; entries with scale 0 are skipped.
         h: Backtest horizon.
         min_pool: Minimum number of scores behind each step's quantile.
+        growth: Exponent of the extrapolation beyond ``h``: 0.5 for one step's error, 1 for running totals.
     """
 
-    def __init__(self, errors: np.ndarray, steps: np.ndarray, scale: np.ndarray, h: int, min_pool: int = 50):
+    def __init__(self, errors: np.ndarray, steps: np.ndarray, scale: np.ndarray, h: int, min_pool: int = 50,
+                 growth: float = 0.5):
         ok = (scale > 0) & np.isfinite(errors)
         scores = np.abs(errors[ok]) / scale[ok]
         self.h = h
         self.scores = [np.sort(scores[steps[ok] == k]) for k in range(h)]
         self.min_pool = min_pool
+        self.growth = growth
 
     @property
     def n_scores(self) -> int:
@@ -79,7 +82,7 @@ class ConformalCalibrator:
                 base[k] = np.sort(pool)[rank - 1]
         base = np.maximum.accumulate(base)
         steps = np.arange(1, h + 1)
-        return np.where(steps <= self.h, base[np.minimum(steps, self.h) - 1], base[-1] * np.sqrt(steps / self.h))
+        return np.where(steps <= self.h, base[np.minimum(steps, self.h) - 1], base[-1] * (steps / self.h) ** self.growth)
 
     def bands(self, mean: np.ndarray, scale: np.ndarray, levels: Sequence[int]) -> dict:
         """``{level: (lower, upper)}`` around ``mean`` (n_series, h) for series scales ``scale``."""
@@ -366,6 +369,13 @@ class Ensemble(BaseForecaster):
         self.calibrator_ = ConformalCalibrator(bt.y - ens_bt, bt.step, bt.scale, bh) if self.conformal else None
         if self.calibrator_ is not None and self.calibrator_.n_scores == 0:
             self.calibrator_ = None  # nothing to calibrate on: fall back to the members' bounds
+        self.cumulative_calibrator_ = None
+        if self.calibrator_ is not None:  # errors of the running total from the cutoff, per backtest window
+            order = np.lexsort((bt.step, bt.window, bt.series))
+            running = np.empty_like(ens_bt)
+            running[order] = (pd.Series((bt.y - ens_bt)[order]).groupby([bt.series[order], bt.window[order]], sort=False)
+                              .cumsum(skipna=False).to_numpy())
+            self.cumulative_calibrator_ = ConformalCalibrator(running, bt.step, bt.scale, bh, growth=1.0)
         used = weights.any(axis=0)  # members never chosen are not refitted or forecast
         self.members_ = [m for m, u in zip(members, used) if u]
         for member in self.members_:
@@ -387,6 +397,7 @@ class Ensemble(BaseForecaster):
         members[0]._fit_panel(panel)
         names = [m.name for m in members]
         self.panel_, self.members_, self.calibrator_ = panel, members[:1], None
+        self.cumulative_calibrator_ = None
         self._weights = np.ones((panel.n_series, 1))
         self._scale = mase_scale(panel)
         self.fallbacks = list(members[0].fallbacks)
@@ -413,3 +424,26 @@ class Ensemble(BaseForecaster):
         if self.calibrator_ is not None:
             bands = self.calibrator_.bands(mean, self._scale, levels)
         return finalise(self.panel_, mean, bands)
+
+    def predict_cumulative(self, h: int, level: int = 95) -> pd.DataFrame:
+        """Forecast of the running total from the first forecast step to each step, e.g. the credits of
+        the next 30 days, with an interval calibrated for that total.
+
+        Summing daily bounds gives a far too wide interval for a total, as daily errors partly cancel.
+        Here the interval is split-conformal on the backtest's running-total errors, scaled per series
+        like the daily ones: calibrated up to the backtest horizon, beyond it extrapolated linearly in
+        the number of steps. Without a backtest the daily bounds are summed (conservative).
+
+        Returns:
+            Frame ``(unique_id, ds, yhat, yhat_lower, yhat_upper)``: ``yhat`` at ``ds`` is the forecast
+            sum of the steps from the first one to ``ds``.
+        """
+        level = check_level(level)
+        mean, bands = self.predict_arrays(h, [level])
+        total = np.cumsum(mean, axis=1)
+        if self.cumulative_calibrator_ is not None:
+            total_bands = self.cumulative_calibrator_.bands(total, self._scale, [level])
+        else:
+            total_bands = {level: tuple(np.cumsum(b, axis=1) for b in bands[level])}
+        total, total_bands = finalise(self.panel_, total, total_bands)
+        return self.panel_.forecast_frame(total, *total_bands[level])

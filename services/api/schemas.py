@@ -53,6 +53,11 @@ class ConsumptionForecast(BaseModel):
     days_ahead: int
     predictions: list[ForecastPoint] = Field(description="Workspace total.")
     breakdown: list[DimensionForecast] = Field(description="Per feature/service, largest first; sums to the total.")
+    cumulative: list[ForecastPoint] = Field(
+        default_factory=list,
+        description="Daily whatever the granularity: credits from the first forecast day through `date` (`days` "
+                    "days), with an interval calibrated for that total, unlike summed daily bounds. The last "
+                    "point is the total over `days_ahead`.")
     history: list[HistoryPoint] = Field(description="Credits used up to the as-of date, same granularity.")
 
 
