@@ -162,13 +162,19 @@ def main() -> None:
           f"coverage 80% {ens['coverage_80']:.3f} (target 0.77-0.83), 95% {ens['coverage_95']:.3f} (target 0.92-0.97)")
     from pipelines.consumption import summarize_cumulative
 
-    cum = summarize_cumulative(pd.read_csv(root / "holdout_cumulative_per_series.csv"))
-    print("\nHoldout 30-day credit total per workspace, two intervals for it (coverage; median width / forecast):")
-    for name, label in (("cumulative", "cumulative forecast, conformal on backtest totals"),
-                        ("summed_daily", "sum of the daily bounds")):
-        print(f"  {label:<50} " + "  ".join(
-            f"{lv}%: coverage {cum[f'{name}_total_coverage_{lv}']:.3f}, width {cum[f'{name}_total_width_{lv}']:.2f}"
-            for lv in (80, 95)))
+    per_total = pd.read_csv(root / "holdout_cumulative_per_series.csv")
+    per_total["volume"] = pd.qcut(per_total["actual_total"].rank(method="first"), 4,
+                                  labels=["Q1 smallest", "Q2", "Q3", "Q4 largest"])
+    print("\nHoldout 30-day credit total per workspace: the cumulative forecast's interval (conformal on backtest "
+          "totals, per ensemble group) vs the sum of the daily bounds; coverage and median width / forecast:")
+    rows = []
+    for volume, part in [("all", per_total)] + list(per_total.groupby("volume", observed=True)):
+        cum = summarize_cumulative(part)
+        rows.append({"volume": volume, "n_series": len(part),
+                     **{f"{short}_{m}_{lv}": cum[f"{name}_total_{m}_{lv}"]
+                        for name, short in (("cumulative", "cum"), ("summed_daily", "summed"))
+                        for m in ("coverage", "width") for lv in (80, 95)}})
+    print(_table(pd.DataFrame(rows), list(rows[0])))
     e = per_series[per_series["model"] == "Ensemble"].copy()
     e["volume"] = pd.qcut(e["actual_sum"].rank(method="first"), 4, labels=["Q1 smallest", "Q2", "Q3", "Q4 largest"])
     g = e.groupby("volume", observed=True)

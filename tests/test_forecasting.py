@@ -347,6 +347,44 @@ def test_cumulative_interval_is_calibrated_and_narrower_than_summed_daily_bounds
     assert (width >= -1e-9).all()
 
 
+def test_cumulative_interval_is_calibrated_per_volume_group():
+    """Large smooth series with persistent level errors next to small noisy ones: pooled quantiles for
+    totals under-cover the large ones and over-cover the small ones; per-group quantiles do not."""
+    def simulate(n, levels, phi, sigma, seed, prefix):
+        rng = np.random.default_rng(seed)
+        ds = pd.date_range("2024-01-01", periods=200, freq="D")
+        profile = np.where(ds.dayofweek >= 5, 0.6, 1.1)
+        frames = []
+        for i in range(n):
+            x, e = np.zeros(200), rng.normal(0, sigma, 200)
+            for t in range(1, 200):
+                x[t] = phi * x[t - 1] + e[t]
+            frames.append(pd.DataFrame({"unique_id": f"{prefix}{i}", "ds": ds,
+                                        "y": rng.uniform(*levels) * profile * np.exp(x)}))
+        return pd.concat(frames)
+
+    df = pd.concat([simulate(60, (500, 1000), 0.97, 0.04, 1, "big"), simulate(60, (5, 10), 0.0, 0.25, 2, "small")])
+    h = 14
+    cutoff = df["ds"].max() - pd.Timedelta(days=h)
+    train, test = df[df.ds <= cutoff], df[df.ds > cutoff]
+    ens = Ensemble(members=[SeasonalNaive(), ETS()], backtest_h=h, n_windows=4, n_buckets=2).fit(train)
+    assert len(ens.cumulative_group_calibrators_) == 2
+    actual = test.groupby("unique_id")["y"].sum()
+    big = actual.index.str.startswith("big")
+
+    def coverage_by_group():
+        fc = ens.predict_cumulative(h, 80)
+        last = fc[fc["ds"] == fc["ds"].max()].set_index("unique_id").loc[actual.index]
+        inside = (actual >= last["yhat_lower"]) & (actual <= last["yhat_upper"])
+        return inside[big].mean(), inside[~big].mean()
+
+    grouped = coverage_by_group()
+    ens.cumulative_group_calibrators_ = {}
+    pooled = coverage_by_group()
+    assert all(0.65 <= c <= 0.95 for c in grouped)
+    assert pooled[0] < grouped[0] - 0.1 and pooled[1] > grouped[1] + 0.1
+
+
 def test_ensemble_is_no_worse_than_its_best_member():
     df = pd.concat([simulate_ar_seasonal(30, 160, seed=5), make_series(n_series=6, n_steps=150, seed=2)])
     members = [SeasonalNaive(), ETS(), ARIMA(), small_gbm()]

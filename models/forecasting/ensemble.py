@@ -369,13 +369,22 @@ class Ensemble(BaseForecaster):
         self.calibrator_ = ConformalCalibrator(bt.y - ens_bt, bt.step, bt.scale, bh) if self.conformal else None
         if self.calibrator_ is not None and self.calibrator_.n_scores == 0:
             self.calibrator_ = None  # nothing to calibrate on: fall back to the members' bounds
-        self.cumulative_calibrator_ = None
+        self._labels = labels
+        self.cumulative_calibrator_, self.cumulative_group_calibrators_ = None, {}
         if self.calibrator_ is not None:  # errors of the running total from the cutoff, per backtest window
             order = np.lexsort((bt.step, bt.window, bt.series))
             running = np.empty_like(ens_bt)
             running[order] = (pd.Series((bt.y - ens_bt)[order]).groupby([bt.series[order], bt.window[order]], sort=False)
                               .cumsum(skipna=False).to_numpy())
             self.cumulative_calibrator_ = ConformalCalibrator(running, bt.step, bt.scale, bh, growth=1.0)
+            # per group too: a total's error relative to daily noise differs by volume (level errors weigh
+            # more in large, smooth series), so pooled quantiles under-cover large workspaces
+            row_label = labels[bt.series]
+            for label in np.unique(row_label):
+                rows = row_label == label
+                if np.unique(bt.series[rows]).size >= self.min_group_size:
+                    self.cumulative_group_calibrators_[label] = ConformalCalibrator(
+                        running[rows], bt.step[rows], bt.scale[rows], bh, growth=1.0)
         used = weights.any(axis=0)  # members never chosen are not refitted or forecast
         self.members_ = [m for m, u in zip(members, used) if u]
         for member in self.members_:
@@ -397,7 +406,7 @@ class Ensemble(BaseForecaster):
         members[0]._fit_panel(panel)
         names = [m.name for m in members]
         self.panel_, self.members_, self.calibrator_ = panel, members[:1], None
-        self.cumulative_calibrator_ = None
+        self.cumulative_calibrator_, self.cumulative_group_calibrators_ = None, {}
         self._weights = np.ones((panel.n_series, 1))
         self._scale = mase_scale(panel)
         self.fallbacks = list(members[0].fallbacks)
@@ -431,8 +440,10 @@ class Ensemble(BaseForecaster):
 
         Summing daily bounds gives a far too wide interval for a total, as daily errors partly cancel.
         Here the interval is split-conformal on the backtest's running-total errors, scaled per series
-        like the daily ones: calibrated up to the backtest horizon, beyond it extrapolated linearly in
-        the number of steps. Without a backtest the daily bounds are summed (conservative).
+        like the daily ones, with quantiles per ensemble group (volume and intermittency; pooled for
+        groups with fewer than ``min_group_size`` series): calibrated up to the backtest horizon, beyond
+        it extrapolated linearly in the number of steps. Without a backtest the daily bounds are summed
+        (conservative).
 
         Returns:
             Frame ``(unique_id, ds, yhat, yhat_lower, yhat_upper)``: ``yhat`` at ``ds`` is the forecast
@@ -442,7 +453,11 @@ class Ensemble(BaseForecaster):
         mean, bands = self.predict_arrays(h, [level])
         total = np.cumsum(mean, axis=1)
         if self.cumulative_calibrator_ is not None:
-            total_bands = self.cumulative_calibrator_.bands(total, self._scale, [level])
+            lower, upper = self.cumulative_calibrator_.bands(total, self._scale, [level])[level]
+            for label, calibrator in self.cumulative_group_calibrators_.items():
+                rows = self._labels == label
+                lower[rows], upper[rows] = calibrator.bands(total[rows], self._scale[rows], [level])[level]
+            total_bands = {level: (lower, upper)}
         else:
             total_bands = {level: tuple(np.cumsum(b, axis=1) for b in bands[level])}
         total, total_bands = finalise(self.panel_, total, total_bands)
