@@ -182,7 +182,7 @@ def merge_importance(parts: list[tuple[int, dict]]) -> dict:
         weighted = [(n, imp[key]) for n, imp in parts if key in imp]
         total = sum(n for n, _ in weighted)
         names = sorted({name for _, d in weighted for name in d})
-        merged[key] = {name: round(sum(n * d.get(name, 0.0) for n, d in weighted) / total, 4) for name in names}
+        merged[key] = {name: sum(n * d.get(name, 0.0) for n, d in weighted) / total for name in names}
     return merged
 
 
@@ -294,7 +294,7 @@ def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, holdout_fc:
         ax.plot(f["prediction_date"], f["predicted_value"], color="tab:blue", lw=1.5, label="forecast")
         ax.fill_between(f["prediction_date"], f["confidence_lower"], f["confidence_upper"], alpha=0.25,
                         color="tab:blue", label=f"{int(settings.forecast_level)}% interval")
-        if holdout_fc is not None and (ws == holdout_fc["workspace_id"]).any():
+        if holdout_fc is not None and len(holdout_fc) and (ws == holdout_fc["workspace_id"]).any():
             ho = holdout_fc[holdout_fc["workspace_id"] == ws]
             ax.plot(ho["ds"], ho["yhat"], color="tab:orange", lw=1.5, label="holdout forecast (days unseen)")
             ax.fill_between(ho["ds"], ho["yhat_lower"], ho["yhat_upper"], alpha=0.2, color="tab:orange")
@@ -308,6 +308,12 @@ def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, holdout_fc:
     return paths
 
 
+def _shard_frames(refs: list[dict], name: str) -> pd.DataFrame:
+    """The shards' ``name`` Parquet files as one frame; empty when no shard wrote one."""
+    frames = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) -> dict:
     """Merge shard outputs, track and register the model, decide whether to publish."""
     from pipelines.tracking import fingerprint, promote, record_ml_model, register, use_experiment
@@ -317,8 +323,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         return {"publish": False, "reason": "no workspace had history to forecast"}
     root = settings.data_dir / "forecasts" / f"as_of={as_of.isoformat()}"
     frame = pd.concat([pd.read_parquet(Path(r["path"]) / "forecast.parquet") for r in refs], ignore_index=True)
-    holdout = [Path(r["path"]) / "holdout_metrics.parquet" for r in refs]
-    per_series = pd.concat([pd.read_parquet(p) for p in holdout if p.exists()], ignore_index=True)
+    per_series = _shard_frames(refs, "holdout_metrics.parquet")
     summary = summarize(per_series) if len(per_series) else pd.DataFrame()
     metrics: dict = {}
     if len(summary):
@@ -327,9 +332,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
                         "coverage_80", "coverage_95"):
                 if hasattr(row, col):
                     metrics[f"holdout_{row.model}_{col}"] = float(getattr(row, col))
-    cumulative_files = [Path(r["path"]) / "holdout_cumulative.parquet" for r in refs]
-    cumulative = [pd.read_parquet(p) for p in cumulative_files if p.exists()]
-    cumulative = pd.concat(cumulative, ignore_index=True) if cumulative else pd.DataFrame()
+    cumulative = _shard_frames(refs, "holdout_cumulative.parquet")
     if len(cumulative):
         metrics.update({f"holdout_Ensemble_{k}": v for k, v in summarize_cumulative(cumulative).items()})
     ens = summary[summary["model"] == "Ensemble"].iloc[0] if len(summary) else None
@@ -377,24 +380,19 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
                     metric = float(getattr(row, col, float("nan")))
                     if np.isfinite(metric):
                         mlflow.log_metric(f"backtest_{label}_{row.model}_{col}", metric)
-        fallback_files = [Path(r["path"]) / "fallbacks.parquet" for r in refs]
-        fallbacks = [pd.read_parquet(p) for p in fallback_files if p.exists()]
-        fallbacks = pd.concat(fallbacks, ignore_index=True) if fallbacks else pd.DataFrame()
+        fallbacks = _shard_frames(refs, "fallbacks.parquet")
         if len(fallbacks):  # every series a member did not forecast with its own method, and why
             fallbacks.to_csv(root / "fallbacks.csv", index=False)
             mlflow.log_artifact(str(root / "fallbacks.csv"), "metrics")
             for (level, model), n in fallbacks.groupby(["level", "model"]).size().items():
                 mlflow.log_metric(f"n_fallbacks_{level}_{model}", int(n))
-        calendars = [Path(r["path"]) / "holiday_calendars.parquet" for r in refs]
-        if any(p.exists() for p in calendars):
-            cal = pd.concat([pd.read_parquet(p) for p in calendars if p.exists()], ignore_index=True)
+        cal = _shard_frames(refs, "holiday_calendars.parquet")
+        if len(cal):
             cal.to_csv(root / "holiday_calendars.csv", index=False)
             mlflow.log_artifact(str(root / "holiday_calendars.csv"), "metrics")
             mlflow.log_metric("workspaces_with_holiday_calendar", int(cal["holiday_country"].notna().sum()))
         mlflow.log_dict(importance, "feature_importance.json")
-        holdout_files = [Path(r["path"]) / "holdout_total_forecast.parquet" for r in refs]
-        holdout_fc = [pd.read_parquet(p) for p in holdout_files if p.exists()]
-        holdout_fc = pd.concat(holdout_fc, ignore_index=True) if holdout_fc else None
+        holdout_fc = _shard_frames(refs, "holdout_total_forecast.parquet")
         daily_totals = frame[(frame["dimension"] == "total") & (frame["target_metric"] == DAILY_METRIC)]
         for p in _plots(settings, as_of, daily_totals, holdout_fc):
             mlflow.log_artifact(str(p), "plots")

@@ -77,7 +77,9 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
                                           " where model_name = 'pae-credit-consumption'")).scalar_one()
     weights = importance["ensemble_member_weights"]
     assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
-    if weights.get("GlobalGBM", 0) > 0:  # the GBM carries weight: its split gain per named feature
+    # the GBM's split gain per named feature is there exactly when the GBM carries weight in some shard
+    assert ("global_gbm_total_gain" in importance) == (weights.get("GlobalGBM", 0) > 0)
+    if "global_gbm_total_gain" in importance:
         assert sum(importance["global_gbm_total_gain"].values()) == pytest.approx(1.0, abs=1e-3)
     assert len(per_ws) == n_ws and set(per_ws) == {nightly_env.forecast_horizon_days}
     assert incoherent == 0 and bounds == 0

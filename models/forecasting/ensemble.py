@@ -407,6 +407,7 @@ class Ensemble(BaseForecaster):
         names = [m.name for m in members]
         self.panel_, self.members_, self.calibrator_ = panel, members[:1], None
         self.cumulative_calibrator_, self.cumulative_group_calibrators_ = None, {}
+        self._labels = np.full(panel.n_series, "global", dtype=object)
         self._weights = np.ones((panel.n_series, 1))
         self._scale = mase_scale(panel)
         self.fallbacks = list(members[0].fallbacks)
