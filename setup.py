@@ -13,7 +13,7 @@ setup(
     version="0.1.0",
     description="Nightly forecasts, churn scores and growth projections for a SaaS usage platform",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipelines", "pipelines.*", "models", "models.*", "services", "services.*"]),
+    packages=find_packages(include=["core", "core.*", "pipelines", "pipelines.*", "models", "models.*", "services", "services.*"]),
     install_requires=requirements,
     entry_points={"console_scripts": ["pae = pipelines.cli:main"]},
 )

@@ -39,8 +39,8 @@ import numpy as np
 import psutil
 import sqlalchemy as sa
 
-from pipelines.db import get_engine, migrate, raw_copy
-from pipelines.ids import entity_uuid
+from core.db import get_engine, migrate, raw_copy
+from core.ids import entity_uuid
 from services.keys import create_api_key, hash_api_key, revoke_api_key
 
 AS_OF = date(2026, 3, 31)

@@ -56,8 +56,8 @@ TARGETS = {"stage_seconds": 300, "auc": 0.85, "ece": 0.05, "lift": 3.0, "auc_sus
 
 def _stage(settings, url: str) -> dict:
     """The whole churn stage, as the nightly DAG runs it (in a forked child: wall time and peak RSS)."""
-    from pipelines.churn import train_and_score
-    from pipelines.db import get_engine
+    from pipelines.churn.train import train_and_score
+    from core.db import get_engine
 
     logging.basicConfig(level=logging.WARNING)
     return train_and_score(settings, get_engine(url=url), D)
@@ -76,8 +76,8 @@ def _run_settings(platform_settings, n: int):
 
 
 def _drop_cached_snapshots(settings, dates: list[date]) -> int:
-    from pipelines.feature_sets import USER_BEHAVIOUR
-    from pipelines.feature_store import offline_path
+    from pipelines.features.sets import USER_BEHAVIOUR
+    from pipelines.features.store import offline_path
 
     n = 0
     for d in dates:
@@ -90,8 +90,8 @@ def _drop_cached_snapshots(settings, dates: list[date]) -> int:
 
 def _served_model(settings, version: str):
     """The registered version the stage promoted, loaded through MLflow exactly as it is served."""
-    from pipelines.churn import MODEL_NAME
-    from pipelines.tracking import configure
+    from pipelines.churn.train import MODEL_NAME
+    from pipelines.registry import configure
 
     mlflow = configure(settings)
     return mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}").unwrap_python_model().model
@@ -158,7 +158,7 @@ def main() -> None:
     print(f"platform: {platform_settings.data_dir}  database: {url.rsplit('/', 1)[-1]}", flush=True)
 
     # ---- 1. the whole stage -----------------------------------------------------------------------------
-    from pipelines.churn import snapshot_dates
+    from pipelines.churn.train import snapshot_dates
 
     test_date, stage_train_dates = snapshot_dates(D, window, 8)
     dropped = 0 if args.warm else _drop_cached_snapshots(settings, [*stage_train_dates, test_date])
@@ -180,8 +180,8 @@ def main() -> None:
 
     # ---- data for the rest: same snapshots as the stage ------------------------------------------------
     from models.churn import CLASSIFIER_KINDS, TrainingSet, evaluate, fit_calibrated
-    from pipelines.churn import snapshot_features, training_frame
-    from pipelines.feature_store import load_daily_aggregates
+    from pipelines.churn.train import snapshot_features, training_frame
+    from pipelines.features.store import load_daily_aggregates
 
     t0 = time.perf_counter()
     agg = load_daily_aggregates(settings.offline_store_dir, D)
@@ -251,7 +251,7 @@ def main() -> None:
 
     # ---- leakage / easiness diagnostics ------------------------------------------------------------------
     print("\n[diag] leakage and easiness checks on the test snapshot", flush=True)
-    from pipelines.features import DailyAggregates, build_user_features
+    from pipelines.features.builders import DailyAggregates, build_user_features
 
     cut = pd.Timestamp(test_date)
     trunc = DailyAggregates(**{k: v[v["day"] <= cut] for k, v in agg.tables().items()})

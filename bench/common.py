@@ -20,8 +20,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 @contextmanager
 def throwaway_database(prefix: str = "pae_bench", keep: bool = False):
     """Create a fresh database on DATABASE_URL's server (or the embedded one); drop it afterwards."""
-    from pipelines.db import database_url, get_engine, migrate
-    from pipelines.settings import Settings
+    from core.db import database_url, get_engine, migrate
+    from core.settings import Settings
 
     server = database_url(Settings())
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"

@@ -41,8 +41,8 @@ def _table(df: pd.DataFrame, cols: list[str]) -> str:
 def breakdown_holdout(settings, refs: list[dict], agg) -> pd.DataFrame:
     """Holdout accuracy of the workspace × feature forecasts before and after reconciliation."""
     from models.forecasting import Ensemble
-    from pipelines.consumption import HOLDOUT_DAYS, ensemble_params, reconcile, series_metrics, summarize
-    from pipelines.features import daily_series
+    from pipelines.consumption.forecast import HOLDOUT_DAYS, ensemble_params, reconcile, series_metrics, summarize
+    from pipelines.features.builders import daily_series
 
     level = settings.forecast_level
     bottom_all = daily_series(agg, D, by_feature=True)
@@ -74,14 +74,14 @@ def main() -> None:
     ap.add_argument("--latency-calls", type=int, default=500)
     args = ap.parse_args()
 
-    from pipelines.settings import limit_threads
+    from core.settings import limit_threads
 
     limit_threads(2)
-    from pipelines.consumption import HOLDOUT_DAYS, finalize, forecast_shard, series_metrics, summarize
-    from pipelines.db import get_engine
-    from pipelines.feature_store import load_daily_aggregates
-    from pipelines.features import daily_series
-    from pipelines.generate import series_realism_stats
+    from pipelines.consumption.forecast import HOLDOUT_DAYS, finalize, forecast_shard, series_metrics, summarize
+    from core.db import get_engine
+    from pipelines.features.store import load_daily_aggregates
+    from pipelines.features.builders import daily_series
+    from pipelines.simulator.generate import series_realism_stats
     from pipelines.publish import publish_predictions
 
     settings, url = prepared_platform(args.workspaces)
@@ -160,7 +160,7 @@ def main() -> None:
           f"floor see bench/noise_floor.py), 30-day-total error {ens['pooled_period_err']:.3f}, median WAPE "
           f"{ens['median_wape']:.3f}, median MAPE {ens['median_mape']:.3f} (seed: MAPE < 0.10), "
           f"coverage 80% {ens['coverage_80']:.3f} (target 0.77-0.83), 95% {ens['coverage_95']:.3f} (target 0.92-0.97)")
-    from pipelines.consumption import summarize_cumulative
+    from pipelines.consumption.forecast import summarize_cumulative
 
     per_total = pd.read_csv(root / "holdout_cumulative_per_series.csv")
     per_total["volume"] = pd.qcut(per_total["actual_total"].rank(method="first"), 4,

@@ -22,30 +22,30 @@ END = date(2026, 11, 24)
 
 
 def _generate(n: int, days: int, folder: Path):
-    from pipelines.generate import generate_platform
+    from pipelines.simulator.generate import generate_platform
 
     s = generate_platform(n, days, seed=7, out_dir=folder, end_date=END)
     return {"rows": s.n_event_rows, "users": s.n_users, "agents": s.n_agents}
 
 
 def _load(url: str, folder: Path):
-    from pipelines.db import get_engine
-    from pipelines.load import load_events
+    from core.db import get_engine
+    from pipelines.ingest.load import load_events
 
     s = load_events(get_engine(url=url), folder / "events", folder / "rejects")
     return {"inserted": s.rows_inserted, "rejected": s.rows_rejected}
 
 
 def _extract(url: str, folder: Path):
-    from pipelines.db import get_engine
-    from pipelines.extract import extract
+    from core.db import get_engine
+    from pipelines.ingest.extract import extract
 
     return extract(get_engine(url=url), END, folder / "staging", 3).rows
 
 
 def _features(url: str, folder: Path):
-    from pipelines.db import get_engine
-    from pipelines.feature_store import build_feature_store
+    from core.db import get_engine
+    from pipelines.features.store import build_feature_store
 
     return build_feature_store(get_engine(url=url), folder / "staging", folder / "store", END).rows
 

@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
-import pipelines.generate as gen  # noqa: E402
+import pipelines.simulator.generate as gen  # noqa: E402
 
 END = date(2026, 11, 24)
 ROW_LEVEL_CALLERS = {"_user_block", "_agent_rows"}  # their 1-D draws are per event row
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-ensemble", action="store_true", help="skip the pipeline's ensemble (about 3 min)")
     args = ap.parse_args()
-    from pipelines.settings import limit_threads
+    from core.settings import limit_threads
 
     limit_threads(2)
     from models.forecasting import ETS, Ensemble, Robust, SeasonalNaive, mape
@@ -141,8 +141,8 @@ def main() -> None:
                  "ETS": ETS(n_jobs=2).fit(train).predict(h=h, level=80),
                  "Robust(ETS)": Robust(ETS(n_jobs=2)).fit(train).predict(h=h, level=80)}
     if not args.no_ensemble:  # the pipeline's ensemble for workspace totals, one shard for all
-        from pipelines.consumption import ensemble_params
-        from pipelines.settings import Settings
+        from pipelines.consumption.forecast import ensemble_params
+        from core.settings import Settings
 
         te = time.perf_counter()
         forecasts["Ensemble (pipeline settings)"] = Ensemble(**ensemble_params(Settings())).fit(train).predict(h=h, level=80)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import sqlalchemy as sa  # noqa: E402
 
 from bench.common import out_dir, timed_phase  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 
 END = date(2026, 11, 24)
 MARKER = "COMPLETE.json"
@@ -61,13 +61,13 @@ def _lock(path: Path):
 
 
 def _server_url() -> str:
-    from pipelines.db import database_url
+    from core.db import database_url
 
     return database_url(Settings())
 
 
 def _recreate_database(server: str, name: str) -> str:
-    from pipelines.db import get_engine
+    from core.db import get_engine
 
     admin = get_engine(url=server).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -82,7 +82,7 @@ def _db_url(server: str, name: str) -> str:
 
 
 def _database_exists(server: str, name: str) -> bool:
-    from pipelines.db import get_engine
+    from core.db import get_engine
 
     admin = get_engine(url=server)
     try:
@@ -94,30 +94,30 @@ def _database_exists(server: str, name: str) -> bool:
 
 # Phases, each run in a forked child (bounded memory in the caller, wall time and peak RSS measured).
 def _generate(n: int, days: int, seed: int, gen: Path):
-    from pipelines.generate import generate_platform
+    from pipelines.simulator.generate import generate_platform
 
     s = generate_platform(n, days, seed=seed, out_dir=gen, end_date=END)
     return {"event_rows": s.n_event_rows, "users": s.n_users, "agents": s.n_agents}
 
 
 def _load(url: str, gen: Path, settings: Settings):
-    from pipelines.db import get_engine
-    from pipelines.load import load_events
+    from core.db import get_engine
+    from pipelines.ingest.load import load_events
 
     s = load_events(get_engine(url=url), gen / "events", settings.rejects_dir)
     return {"inserted": s.rows_inserted, "rejected": s.rows_rejected}
 
 
 def _extract(url: str, settings: Settings):
-    from pipelines.db import get_engine
-    from pipelines.extract import extract
+    from core.db import get_engine
+    from pipelines.ingest.extract import extract
 
     return extract(get_engine(url=url), END, settings.staging_dir, settings.late_window_days).rows
 
 
 def _features(url: str, settings: Settings):
-    from pipelines.db import get_engine
-    from pipelines.feature_store import build_feature_store
+    from core.db import get_engine
+    from pipelines.features.store import build_feature_store
 
     return build_feature_store(get_engine(url=url), settings.staging_dir, settings.offline_store_dir, END).rows
 
@@ -129,7 +129,7 @@ def prepared_platform(n_workspaces: int, days: int = 730, seed: int = 7) -> tupl
         ``(Settings(database_url=url, data_dir=bench/out/platform_<n>/pae), url)``. The generator's
         ground truth is under ``bench/out/platform_<n>/gen/ground_truth`` (see :func:`ground_truth_dir`).
     """
-    from pipelines.db import get_engine, migrate
+    from core.db import get_engine, migrate
 
     root = platform_dir(n_workspaces)
     gen, data_dir = root / "gen", root / "pae"

@@ -59,7 +59,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from pipelines.feature_sets import USER_BEHAVIOUR
+from pipelines.features.sets import USER_BEHAVIOUR
 
 CLASSIFIER_KINDS: tuple[str, ...] = ("xgboost", "random_forest", "logistic", "mlp")
 MODEL_FORMAT = "pae-churn/1"

@@ -7,7 +7,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from pipelines.settings import REPO_ROOT, Settings
+from core.settings import REPO_ROOT, Settings
 
 DAG_ID = "predictive_analytics_nightly"
 

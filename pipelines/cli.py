@@ -9,7 +9,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from pipelines.settings import get_settings, limit_threads
+from core.settings import get_settings, limit_threads
 
 DEMO_END_DATE = date(2026, 11, 24)
 
@@ -22,13 +22,13 @@ def _date(s: str) -> date:
 
 
 def _engine():
-    from pipelines.db import get_engine
+    from core.db import get_engine
 
     return get_engine(get_settings())
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from pipelines.db import migrate
+    from core.db import migrate
 
     applied = migrate(_engine())
     print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'schema is current'}")
@@ -36,7 +36,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipelines.generate import generate_platform
+    from pipelines.simulator.generate import generate_platform
 
     out = args.out or get_settings().data_dir / "demo"
     s = generate_platform(args.workspaces, args.days, args.seed, Path(out), end_date=args.end_date)
@@ -47,8 +47,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_load_events(args: argparse.Namespace) -> int:
-    from pipelines.db import migrate
-    from pipelines.load import EventSchemaError, load_events
+    from core.db import migrate
+    from pipelines.ingest.load import EventSchemaError, load_events
 
     settings = get_settings()
     engine = _engine()
@@ -66,7 +66,7 @@ def cmd_load_events(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from pipelines.extract import extract
+    from pipelines.ingest.extract import extract
 
     settings = get_settings()
     s = extract(_engine(), args.date, settings.staging_dir, settings.late_window_days)
@@ -75,7 +75,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from pipelines.feature_store import build_feature_store
+    from pipelines.features.store import build_feature_store
 
     settings = get_settings()
     s = build_feature_store(_engine(), settings.staging_dir, settings.offline_store_dir, args.date)

@@ -7,11 +7,11 @@ from datetime import date
 
 import sqlalchemy as sa
 
-from pipelines.db import database_url, get_engine, migrate
-from pipelines.generate import generate_platform
-from pipelines.load import load_events
-from pipelines.runs import recorded_step
-from pipelines.settings import Settings
+from core.db import database_url, get_engine, migrate
+from pipelines.simulator.generate import generate_platform
+from pipelines.ingest.load import load_events
+from core.runs import recorded_step
+from core.settings import Settings
 
 SUMMARY_TABLES = ("usage_events", "entities", "workspace_daily_metrics", "ml_features", "predictions",
                   "churn_predictions", "ml_models", "pipeline_runs")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.forecasting import MODELS, ForecastInputError
-from pipelines.settings import get_settings
+from core.settings import get_settings
 
 PROPHET_MAX_SERIES = 20
 """The ensemble includes Prophet only up to this many series: it is refitted per backtest window

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta, timezone
 
-from pipelines.db import get_engine, migrate
-from pipelines.runs import recorded_step
-from pipelines.settings import Settings, get_settings, limit_threads
+from core.db import get_engine, migrate
+from core.runs import recorded_step
+from core.settings import Settings, get_settings, limit_threads
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _ctx(settings: Settings | None):
 
 
 def extract_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.extract import extract
+    from pipelines.ingest.extract import extract
 
     settings, engine = _ctx(settings)
     migrate(engine)
@@ -50,7 +50,7 @@ def extract_step(run_date: str, settings: Settings | None = None) -> dict:
 
 
 def validate_raw_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.extract import read_staged_events
+    from pipelines.ingest.extract import read_staged_events
     from pipelines.quality import daily_row_counts, enforce, validate_raw_events
 
     settings, engine = _ctx(settings)
@@ -65,7 +65,7 @@ def validate_raw_step(run_date: str, settings: Settings | None = None) -> dict:
 
 
 def features_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.feature_store import build_feature_store
+    from pipelines.features.store import build_feature_store
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
@@ -77,8 +77,8 @@ def features_step(run_date: str, settings: Settings | None = None) -> dict:
 
 
 def validate_features_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.feature_sets import FEATURE_SETS
-    from pipelines.feature_store import read_offline
+    from pipelines.features.sets import FEATURE_SETS
+    from pipelines.features.store import read_offline
     from pipelines.quality import enforce, validate_features
 
     settings, engine = _ctx(settings)
@@ -102,7 +102,7 @@ def workspace_shards(settings: Settings | None = None) -> list[int]:
 
 
 def forecast_shard_step(run_date: str, shard: int, settings: Settings | None = None) -> dict:
-    from pipelines.consumption import forecast_shard
+    from pipelines.consumption.forecast import forecast_shard
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
@@ -115,7 +115,7 @@ def forecast_shard_step(run_date: str, shard: int, settings: Settings | None = N
 
 
 def churn_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.churn import train_and_score
+    from pipelines.churn.train import train_and_score
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
@@ -132,7 +132,7 @@ def publish_step(run_date: str, forecast_refs: list[dict], churn_ref: dict, sett
     """Register the consumption model, then publish each prediction set in its own transaction."""
     import pandas as pd
 
-    from pipelines.consumption import finalize
+    from pipelines.consumption.forecast import finalize
     from pipelines.publish import publish_churn_scores, publish_predictions
 
     settings, engine = _ctx(settings)

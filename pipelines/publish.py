@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines.ids import entity_uuid
+from core.ids import entity_uuid
 
 PREDICTION_COLUMNS = [
     "workspace_id", "target_metric", "dimension", "granularity", "scenario", "prediction_date", "prediction_hour",

@@ -7,7 +7,7 @@ Two gates, each a pure function over frames that returns a ``QualityReport``:
   ``credits >= 0``, ``count >= 1``, ``status`` in {ok, error}, no event after the end of the logical
   date, the logical date's row volume within ``VOLUME_BAND`` times the median of the previous 14 days,
   and freshness (the latest event within ``MAX_AGE_HOURS`` of the end of the logical date).
-- ``validate_features``: the declared feature sets (``pipelines.feature_sets``): a non-empty frame,
+- ``validate_features``: the declared feature sets (``pipelines.features.sets``): a non-empty frame,
   entity keys and declared columns present with their declared dtypes, unique non-null entity keys,
   null rates, value ranges (``feature_bounds``) and orderings between columns (recency <= tenure, ...).
 
@@ -40,8 +40,8 @@ import great_expectations as gx  # noqa: E402
 import great_expectations.expectations as gxe  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 
-from pipelines.extract import EVENT_SCHEMA, partition_path, staged_dates  # noqa: E402
-from pipelines.feature_sets import FEATURE_SETS, WEEKLY_SEQUENCE_WEEKS, FeatureSet  # noqa: E402
+from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, staged_dates  # noqa: E402
+from pipelines.features.sets import FEATURE_SETS, WEEKLY_SEQUENCE_WEEKS, FeatureSet  # noqa: E402
 
 RAW_EVENTS = "raw_events"
 EVENT_KEY_COLUMNS = ("event_time", "workspace_id", "feature", "status", "credits", "count")

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.settings import get_settings
+from core.settings import get_settings
 from services.predictive_analytics import resolve_workspace
 
 KEY_PREFIX = "pae_"

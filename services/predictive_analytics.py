@@ -5,7 +5,7 @@ few parameterised SQL reads (SQLAlchemy Core, ``sa.text`` with bind parameters) 
 synchronous engine, inside ``asyncio.to_thread``, so the event loop never waits on the database.
 
 Ids: a workspace or user may be given as its UUID or as the source's text id (DESIGN.md, "Ids"). Both map to
-the UUID with ``pipelines.ids.entity_uuid``; ``analytics.entities`` says whether the workspace exists and
+the UUID with ``core.ids.entity_uuid``; ``analytics.entities`` says whether the workspace exists and
 gives its external id. Answers carry both forms.
 """
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any, Iterable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from pipelines.ids import entity_uuid
+from core.ids import entity_uuid
 
 CONSUMPTION_TYPE = "credit_consumption"
 TOTAL = "total"
-CUMULATIVE_METRIC = "credits_cumulative"  # running totals from the first forecast day (pipelines.consumption)
+CUMULATIVE_METRIC = "credits_cumulative"  # running totals from the first forecast day (pipelines.consumption.forecast)
 GRANULARITIES = ("day", "week")
 MAX_DAYS_AHEAD = 365
 

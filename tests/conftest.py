@@ -18,8 +18,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from pipelines.db import get_engine, migrate  # noqa: E402
-from pipelines.settings import Settings  # noqa: E402
+from core.db import get_engine, migrate  # noqa: E402
+from core.settings import Settings  # noqa: E402
 
 ANALYTICS_TABLES = (
     "usage_events", "entities", "predictions", "ml_models", "churn_predictions", "ml_features",
@@ -32,7 +32,7 @@ def server_url(tmp_path_factory) -> str:
     url = os.environ.get("DATABASE_URL")
     if url:
         return url
-    from pipelines.db import _embedded_url
+    from core.db import _embedded_url
 
     return _embedded_url(Path(os.environ.get("PAE_TEST_PGDATA", tmp_path_factory.mktemp("pgdata"))))
 

@@ -7,8 +7,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from pipelines.ids import entity_uuid
-from pipelines.settings import Settings
+from core.ids import entity_uuid
+from core.settings import Settings
 from services.api.main import create_app
 from services.keys import create_api_key, revoke_api_key
 from tests.test_service import AS_OF, add_workspace, seed_churn, seed_consumption

@@ -38,7 +38,7 @@ from models.churn import (  # noqa: E402
     roc_plot,
     select_model,
 )
-from pipelines.feature_sets import USER_BEHAVIOUR  # noqa: E402
+from pipelines.features.sets import USER_BEHAVIOUR  # noqa: E402
 
 WINDOW = 30
 

@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.churn import churn_labels, snapshot_dates, train_and_score
-from pipelines.extract import extract
-from pipelines.feature_sets import USER_BEHAVIOUR
-from pipelines.feature_store import build_feature_store
-from pipelines.generate import generate_platform
-from pipelines.load import load_events
+from pipelines.churn.train import churn_labels, snapshot_dates, train_and_score
+from pipelines.ingest.extract import extract
+from pipelines.features.sets import USER_BEHAVIOUR
+from pipelines.features.store import build_feature_store
+from pipelines.simulator.generate import generate_platform
+from pipelines.ingest.load import load_events
 from pipelines.publish import publish_churn_scores
 
 END = date(2026, 6, 30)
@@ -20,7 +20,7 @@ END = date(2026, 6, 30)
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory, engine):
     """Generated events, loaded and featurised once for the module (its own data dir)."""
-    from pipelines.settings import Settings
+    from core.settings import Settings
     from tests.conftest import ANALYTICS_TABLES
 
     with engine.begin() as conn:

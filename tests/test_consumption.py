@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.consumption import merge_importance, model_importance, reconcile, series_metrics, shard_of, summarize
+from pipelines.consumption.forecast import merge_importance, model_importance, reconcile, series_metrics, shard_of, summarize
 
 
 def _frames(seed: int = 0):

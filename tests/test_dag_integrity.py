@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from pipelines.airflow_env import DAG_ID, configure_airflow
-from pipelines.settings import REPO_ROOT, Settings
+from core.settings import REPO_ROOT, Settings
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 import pytest
 import sqlalchemy as sa
 
-from pipelines.db import migrate, migration_files
+from core.db import migrate, migration_files
 
 SEED_TABLES = {
     "predictions": {"id", "workspace_id", "prediction_type", "target_metric", "prediction_date", "predicted_value",

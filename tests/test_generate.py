@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines import generate
-from pipelines.generate import generate_platform, series_realism_stats
+from pipelines.simulator import generate
+from pipelines.simulator.generate import generate_platform, series_realism_stats
 
 END = date(2026, 11, 24)
 EVENT_COLUMNS = ["event_time", "workspace_id", "user_id", "agent_id", "feature", "credits", "status", "count"]

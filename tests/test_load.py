@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.ids import entity_uuid
-from pipelines.load import EventSchemaError, load_events
+from core.ids import entity_uuid
+from pipelines.ingest.load import EventSchemaError, load_events
 from tests.conftest import make_events
 
 NOW = datetime(2026, 4, 2, tzinfo=timezone.utc)

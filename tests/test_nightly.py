@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.generate import generate_platform
-from pipelines.load import load_events
-from pipelines.settings import Settings, get_settings
+from pipelines.simulator.generate import generate_platform
+from pipelines.ingest.load import load_events
+from core.settings import Settings, get_settings
 
 pytestmark = pytest.mark.slow
 END = date(2026, 6, 30)

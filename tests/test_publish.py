@@ -85,7 +85,7 @@ def test_churn_publish_is_idempotent_and_drops_unscored_users(clean_db):
 
 
 def test_bi_view_keeps_past_forecasts_beside_realised_credits(clean_db):
-    from pipelines.ids import entity_uuid
+    from core.ids import entity_uuid
 
     running = _forecast(h=3, dims=("total",)).query("workspace_id == 'ws-a'").assign(target_metric="credits_cumulative")
     running["predicted_value"] = running["confidence_lower"] = running["confidence_upper"] = \

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.extract import EVENT_SCHEMA, partition_path
-from pipelines.feature_sets import FEATURE_SETS
-from pipelines.features import build_agent_features, build_user_features, build_workspace_features, daily_aggregates
+from pipelines.ingest.extract import EVENT_SCHEMA, partition_path
+from pipelines.features.sets import FEATURE_SETS
+from pipelines.features.builders import build_agent_features, build_user_features, build_workspace_features, daily_aggregates
 from pipelines.quality import (
     QualityGateError,
     QualityReport,

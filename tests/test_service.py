@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from pipelines.ids import entity_uuid
+from core.ids import entity_uuid
 from services.predictive_analytics import (
     NoPredictionsError,
     PredictiveAnalytics,

@@ -1,13 +1,13 @@
 """Champion/challenger promotion on a throwaway MLflow registry."""
 import pytest
 
-from pipelines.settings import Settings
-from pipelines.tracking import CHALLENGER, CHAMPION, promote
+from core.settings import Settings
+from pipelines.registry import CHALLENGER, CHAMPION, promote
 
 
 @pytest.fixture
 def registry(tmp_path):
-    from pipelines.tracking import configure
+    from pipelines.registry import configure
 
     settings = Settings(data_dir=tmp_path, mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     configure(settings)

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Query, Security, status
 from fastapi.security import APIKeyHeader
 
-from pipelines.ids import entity_uuid
+from core.ids import entity_uuid
 from services.api.deps import EngineDep, SettingsDep
 from services.api.schemas import EntityId
 from services.keys import ApiKey, verify_api_key

@@ -7,8 +7,8 @@ import sqlalchemy as sa
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
-from pipelines.db import database_url
-from pipelines.settings import Settings
+from core.db import database_url
+from core.settings import Settings
 from services.predictive_analytics import PredictiveAnalytics
 
 READER_ROLE = "pae_reader"

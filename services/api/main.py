@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from pipelines.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from services.api.deps import create_reader_engine
 from services.api.routers import churn, consumption, health
 from services.predictive_analytics import NoPredictionsError, PredictiveAnalytics, UnknownWorkspaceError
@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _admin_engine(settings: Settings):
     """The ``DATABASE_URL`` engine (the schema owner may write ``analytics.api_keys``), schema migrated."""
-    from pipelines.db import get_engine, migrate
+    from core.db import get_engine, migrate
 
     engine = get_engine(settings)
     migrate(engine)

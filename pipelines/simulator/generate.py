@@ -49,7 +49,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
-from pipelines.extract import EVENT_SCHEMA as STAGED_EVENT_SCHEMA
+from pipelines.ingest.extract import EVENT_SCHEMA as STAGED_EVENT_SCHEMA
 
 DEFAULT_END_DATE = date(2026, 11, 24)
 CHUNK_WORKSPACES = 50
@@ -222,7 +222,7 @@ def generate_platform(n_workspaces: int, days: int, seed: int, out_dir: Path,
                                 n_agents=int(plan.agent_counts.sum()), n_event_rows=n_rows,
                                 start_date=start, end_date=end, event_files=event_files)
     manifest = {
-        "generator": "pipelines.generate",
+        "generator": "pipelines.simulator.generate",
         "arguments": {"n_workspaces": n_workspaces, "days": days, "seed": seed, "end_date": end.isoformat(),
                       "users_per_workspace": users_per_workspace},
         "start_date": start.isoformat(),

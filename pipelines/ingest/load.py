@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.ids import entity_uuid
+from core.ids import entity_uuid
 
 log = logging.getLogger(__name__)
 

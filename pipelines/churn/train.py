@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from pipelines.feature_sets import USER_BEHAVIOUR
-from pipelines.feature_store import load_daily_aggregates, read_offline, write_offline
-from pipelines.features import DailyAggregates, build_user_features
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.features.sets import USER_BEHAVIOUR
+from pipelines.features.store import load_daily_aggregates, read_offline, write_offline
+from pipelines.features.builders import DailyAggregates, build_user_features
+from core.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, 
                 importance: dict) -> tuple[str, str, str]:
     """One MLflow run: params, metrics, plots, feature importance, the model; returns (run id, uri, path)."""
     from models.churn import calibration_plot, roc_plot
-    from pipelines.tracking import use_experiment
+    from pipelines.registry import use_experiment
 
     use_experiment(settings, EXPERIMENT)
     import mlflow
@@ -100,7 +100,7 @@ def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, 
         mlflow.log_dict(importance, "feature_importance.json")
         mlflow.log_dict(model.metadata, "training_metadata.json")
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_churn.py"),
+            name="model", python_model=str(Path(__file__).with_name("pyfunc.py")),
             artifacts={"bundle": str(bundle)}, code_paths=[str(REPO_ROOT / "models")],
         )
         return run.info.run_id, info.model_uri, run.info.artifact_uri
@@ -122,7 +122,7 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     metrics, the MLflow run id and model version, and ``scores_path`` (Parquet) when scores were made.
     """
     from models.churn import CLASSIFIER_KINDS, ChurnModel, InsufficientDataError, evaluate
-    from pipelines.tracking import fingerprint, promote, record_ml_model, register
+    from pipelines.registry import fingerprint, promote, record_ml_model, register
 
     t0 = time.perf_counter()
     window = settings.churn_window_days

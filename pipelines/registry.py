@@ -20,7 +20,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from pipelines.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.extract import EVENT_SCHEMA, partition_path, staged_dates
-from pipelines.feature_sets import AGENT_DAILY, USER_BEHAVIOUR, WORKSPACE_DAILY, FeatureSet
-from pipelines.features import (
+from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, staged_dates
+from pipelines.features.sets import AGENT_DAILY, USER_BEHAVIOUR, WORKSPACE_DAILY, FeatureSet
+from pipelines.features.builders import (
     TOTAL,
     DailyAggregates,
     build_agent_features,
@@ -33,7 +33,7 @@ from pipelines.features import (
     build_workspace_features,
     daily_aggregates,
 )
-from pipelines.ids import entity_uuid
+from core.ids import entity_uuid
 
 log = logging.getLogger(__name__)
 

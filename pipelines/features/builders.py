@@ -1,10 +1,10 @@
-"""Feature computation, pure functions over frames (no I/O; see ``pipelines.feature_store``).
+"""Feature computation, pure functions over frames (no I/O; see ``pipelines.features.store``).
 
 Two layers:
 1. ``daily_aggregates(events)``: the events of any set of days → daily tables at fixed grains
    (workspace × day × feature, user × day × feature, agent × day). These are additive per day, so they
    are computed once per staged partition and stored.
-2. ``build_*_features(daily, as_of)``: the declared feature sets (``pipelines.feature_sets``) as of ``T``,
+2. ``build_*_features(daily, as_of)``: the declared feature sets (``pipelines.features.sets``) as of ``T``,
    from daily rows with ``day <= T`` only. Point in time by construction: every builder starts by
    dropping rows after ``T``.
 """
@@ -18,7 +18,7 @@ import holidays as holidays_lib
 import numpy as np
 import pandas as pd
 
-from pipelines.feature_sets import AGENT_DAILY, USER_BEHAVIOUR, WEEKLY_SEQUENCE_WEEKS, WORKSPACE_DAILY
+from pipelines.features.sets import AGENT_DAILY, USER_BEHAVIOUR, WEEKLY_SEQUENCE_WEEKS, WORKSPACE_DAILY
 
 TOTAL = "total"
 

@@ -16,7 +16,7 @@ Per shard of workspaces (``shard_of``: a stable hash), on the feature store's da
    summing daily bounds would overstate a 30-day total's uncertainty. Its holdout coverage is scored
    beside that of the summed daily bounds.
 ``finalize`` merges the shards, tracks one MLflow run (metrics, per-series metrics, plots, the model),
-registers it and applies the promotion policy (``pipelines.tracking``): a challenger whose holdout WAPE
+registers it and applies the promotion policy (``pipelines.registry``): a challenger whose holdout WAPE
 is worse than the champion's by more than ``promotion_tolerance`` is not published, so the previous
 forecasts stay served.
 """
@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from pipelines.feature_store import load_daily_aggregates
-from pipelines.features import daily_series
-from pipelines.settings import REPO_ROOT, Settings
+from pipelines.features.store import load_daily_aggregates
+from pipelines.features.builders import daily_series
+from core.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def _shard_frames(refs: list[dict], name: str) -> pd.DataFrame:
 
 def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) -> dict:
     """Merge shard outputs, track and register the model, decide whether to publish."""
-    from pipelines.tracking import fingerprint, promote, record_ml_model, register, use_experiment
+    from pipelines.registry import fingerprint, promote, record_ml_model, register, use_experiment
 
     refs = [r for r in refs if r.get("n_rows")]
     if not refs:
@@ -399,7 +399,7 @@ def finalize(settings: Settings, engine: Engine, as_of: date, refs: list[dict]) 
         config = root / "config.json"
         config.write_text(json.dumps({"ensemble": ensemble_params(settings),
                                       "ensemble_features": ensemble_params(settings, "feature")}))
-        info = mlflow.pyfunc.log_model(name="model", python_model=str(REPO_ROOT / "models" / "pyfunc_consumption.py"),
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc.py")),
                                        artifacts={"config": str(config)}, code_paths=[str(REPO_ROOT / "models")])
         run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
     print_hash = fingerprint(as_of, params, frame)
