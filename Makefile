@@ -18,10 +18,12 @@ $(BIN)/.installed: requirements.txt setup.py
 run: $(BIN)/.installed  ## the nightly pipeline on demo data (embedded DB unless DATABASE_URL is set)
 	$(BIN)/pae demo
 
-test: $(BIN)/.installed  ## every test, slow end-to-end ones included
+test: $(BIN)/.installed  ## layer rules, then every test, slow end-to-end ones included
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q
 
 test-fast: $(BIN)/.installed
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -m "not slow"
 
 clean:

@@ -56,8 +56,8 @@ TARGETS = {"stage_seconds": 300, "auc": 0.85, "ece": 0.05, "lift": 3.0, "auc_sus
 
 def _stage(settings, url: str) -> dict:
     """The whole churn stage, as the nightly DAG runs it (in a forked child: wall time and peak RSS)."""
-    from pipelines.churn.train import train_and_score
     from core.db import get_engine
+    from pipelines.churn.train import train_and_score
 
     logging.basicConfig(level=logging.WARNING)
     return train_and_score(settings, get_engine(url=url), D)
@@ -355,12 +355,14 @@ def main() -> None:
           f"the lookback). Rows that could count as early flags have event label 0 (the user was active after T), "
           f"so the training snapshots among them do not flatter this number.", flush=True)
 
+    from pipelines.churn.wording import with_words
+
     # ---- 5. scoring time ---------------------------------------------------------------------------------
     print("\n[5] scoring time on the D population (probability, TreeSHAP explanations, actions, JSON)", flush=True)
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        out = model.predict(pop[cols])
+        out = with_words(model.predict(pop[cols]), pop[cols])
         for col in ("risk_factors", "recommended_actions"):
             out[col] = [json.dumps(v, sort_keys=True, default=float) for v in out[col]]
         times.append(time.perf_counter() - t0)

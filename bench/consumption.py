@@ -1,6 +1,6 @@
 """Benchmark: credit consumption forecasting on the synthetic platform (default 1,000 workspaces × 730 days).
 
-Runs the real pipeline (every shard, finalize with MLflow, publish), then prints:
+Runs the real pipeline (every shard, finalize with MLflow and the registry, publish), then prints:
 - wall time of training + backtest + publish, beside a per-series Prophet loop timed on a sample and
   scaled to the same number of series;
 - the holdout table (the last 30 days, never seen by any model): median MASE, MAPE, sMAPE, WAPE,
@@ -41,12 +41,13 @@ def _table(df: pd.DataFrame, cols: list[str]) -> str:
 def breakdown_holdout(settings, refs: list[dict], agg) -> pd.DataFrame:
     """Holdout accuracy of the workspace × feature forecasts before and after reconciliation."""
     from models.forecasting import Ensemble
-    from pipelines.consumption.forecast import HOLDOUT_DAYS, ensemble_params, reconcile, series_metrics, summarize
+    from pipelines.consumption.evaluation import series_metrics, summarize
+    from pipelines.consumption.forecast import ensemble_params, reconcile
     from pipelines.features.builders import daily_series
 
     level = settings.forecast_level
     bottom_all = daily_series(agg, D, by_feature=True)
-    cutoff = pd.Timestamp(D) - pd.Timedelta(days=HOLDOUT_DAYS)
+    cutoff = pd.Timestamp(D) - pd.Timedelta(days=settings.forecast_holdout_days)
     parts = []
     for ref in refs:
         path = Path(ref["path"]) / "holdout_total_forecast.parquet"
@@ -55,8 +56,8 @@ def breakdown_holdout(settings, refs: list[dict], agg) -> pd.DataFrame:
         total_fc = pd.read_parquet(path)
         bottom = bottom_all[bottom_all["unique_id"].str.split("|", n=1).str[0].isin(set(total_fc["workspace_id"]))]
         train, actual = bottom[bottom["ds"] <= cutoff], bottom[bottom["ds"] > cutoff]
-        train = train[train["unique_id"].isin(train.groupby("unique_id").size().loc[lambda n: n >= 28].index)]
-        base = Ensemble(**ensemble_params(settings, "feature")).fit(train, freq="D").predict(h=HOLDOUT_DAYS, level=level)
+        train = train[train["unique_id"].isin(train.groupby("unique_id").size().loc[lambda n: n >= settings.forecast_min_history_days].index)]
+        base = Ensemble(**ensemble_params(settings, "feature")).fit(train, freq="D").predict(h=settings.forecast_holdout_days, level=level)
         base[["workspace_id", "feature"]] = base["unique_id"].str.split("|", n=1, expand=True)
         rec = reconcile(total_fc, base.drop(columns="unique_id"))
         rec["unique_id"] = rec["workspace_id"] + "|" + rec["feature"]
@@ -77,12 +78,13 @@ def main() -> None:
     from core.settings import limit_threads
 
     limit_threads(2)
-    from pipelines.consumption.forecast import HOLDOUT_DAYS, finalize, forecast_shard, series_metrics, summarize
     from core.db import get_engine
-    from pipelines.features.store import load_daily_aggregates
+    from pipelines.consumption.evaluation import series_metrics, summarize
+    from pipelines.consumption.kind import KIND as consumption
     from pipelines.features.builders import daily_series
-    from pipelines.simulator.generate import series_realism_stats
+    from pipelines.features.store import load_daily_aggregates
     from pipelines.publish import publish_predictions
+    from pipelines.simulator.realism import series_realism_stats
 
     settings, url = prepared_platform(args.workspaces)
     engine = get_engine(url=url)
@@ -90,17 +92,19 @@ def main() -> None:
           f"{settings.shards} shards, 2 cores (shared with the database)")
 
     t0 = time.perf_counter()
-    refs = []
-    for k in range(settings.shards):
+    refs, shard_results = [], []
+    for k in consumption.shards(settings):
         ts = time.perf_counter()
-        refs.append(forecast_shard(settings, D, k, settings.shards))
+        shard_results.append(consumption.run_shard(settings, engine, D, k))
+        refs.append(shard_results[-1].details)
         print(f"  shard {k}: {refs[-1]['n_series']} series in {time.perf_counter() - ts:.1f} s "
               f"({refs[-1].get('n_fallbacks', 0)} fallbacks)", flush=True)
     t_shards = time.perf_counter() - t0
-    final = finalize(settings, engine, D, refs)
-    frame = pd.read_parquet(final["forecast_path"])
+    final = consumption.finalize(settings, engine, D, shard_results)
+    frame_path = Path(settings.data_dir / "forecasts" / f"as_of={D.isoformat()}" / "forecast.parquet")
+    frame = pd.read_parquet(frame_path)
     with engine.begin() as conn:
-        published = publish_predictions(conn, frame, "credit_consumption", D)
+        published = publish_predictions(conn, frame, final.prediction_type, D)
     t_total = time.perf_counter() - t0
     n_series = sum(r["n_series"] for r in refs)
     print(f"\ntraining + backtest + publish: {t_total:.1f} s for {n_series} series "
@@ -114,14 +118,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ids = sorted(totals["unique_id"].unique())
     sample = list(rng.choice(ids, size=min(args.prophet_sample, len(ids)), replace=False))
-    cutoff = pd.Timestamp(D) - pd.Timedelta(days=HOLDOUT_DAYS)
+    cutoff = pd.Timestamp(D) - pd.Timedelta(days=settings.forecast_holdout_days)
     sub = totals[totals["unique_id"].isin(sample)]
     train, actual = sub[sub["ds"] <= cutoff], sub[sub["ds"] > cutoff]
-    train = train[train["unique_id"].isin(train.groupby("unique_id").size().loc[lambda s: s >= 28].index)]
+    train = train[train["unique_id"].isin(train.groupby("unique_id").size().loc[lambda s: s >= settings.forecast_min_history_days].index)]
     tp = time.perf_counter()
     prophet = Prophet(n_jobs=1).fit(train, freq="D")
-    fc = {"Prophet": prophet.predict(h=HOLDOUT_DAYS, level=80).rename(columns={"yhat_lower": "lo-80", "yhat_upper": "hi-80"})
-          .merge(prophet.predict(h=HOLDOUT_DAYS, level=95).drop(columns="yhat")
+    fc = {"Prophet": prophet.predict(h=settings.forecast_holdout_days, level=80).rename(columns={"yhat_lower": "lo-80", "yhat_upper": "hi-80"})
+          .merge(prophet.predict(h=settings.forecast_holdout_days, level=95).drop(columns="yhat")
                  .rename(columns={"yhat_lower": "lo-95", "yhat_upper": "hi-95"}), on=["unique_id", "ds"])}
     per_prophet = time.perf_counter() - tp
     n_fit = train["unique_id"].nunique()
@@ -131,7 +135,7 @@ def main() -> None:
           f"the pipeline's {n_fits} series fits: {per_series_s * n_fits:.0f} s, vs {t_total:.0f} s for the whole "
           f"ensemble pipeline")
 
-    root = Path(final["forecast_path"]).parent
+    root = frame_path.parent
     per_series = pd.read_csv(root / "holdout_per_series.csv")
     summary = summarize(per_series)
     cols = ["model", "n_series", "median_mase", "median_mape", "median_smape", "median_wape", "pooled_wape",
@@ -160,7 +164,7 @@ def main() -> None:
           f"floor see bench/noise_floor.py), 30-day-total error {ens['pooled_period_err']:.3f}, median WAPE "
           f"{ens['median_wape']:.3f}, median MAPE {ens['median_mape']:.3f} (seed: MAPE < 0.10), "
           f"coverage 80% {ens['coverage_80']:.3f} (target 0.77-0.83), 95% {ens['coverage_95']:.3f} (target 0.92-0.97)")
-    from pipelines.consumption.forecast import summarize_cumulative
+    from pipelines.consumption.evaluation import summarize_cumulative
 
     per_total = pd.read_csv(root / "holdout_cumulative_per_series.csv")
     per_total["volume"] = pd.qcut(per_total["actual_total"].rank(method="first"), 4,

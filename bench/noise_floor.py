@@ -141,8 +141,8 @@ def main() -> None:
                  "ETS": ETS(n_jobs=2).fit(train).predict(h=h, level=80),
                  "Robust(ETS)": Robust(ETS(n_jobs=2)).fit(train).predict(h=h, level=80)}
     if not args.no_ensemble:  # the pipeline's ensemble for workspace totals, one shard for all
-        from pipelines.consumption.forecast import ensemble_params
         from core.settings import Settings
+        from pipelines.consumption.forecast import ensemble_params
 
         te = time.perf_counter()
         forecasts["Ensemble (pipeline settings)"] = Ensemble(**ensemble_params(Settings())).fit(train).predict(h=h, level=80)

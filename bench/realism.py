@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from pipelines.simulator.generate import generate_platform, series_realism_stats  # noqa: E402
+from pipelines.simulator.generate import generate_platform  # noqa: E402
+from pipelines.simulator.realism import series_realism_stats  # noqa: E402
 
 TARGETS = {"cv": "0.1 .. 3.5, median 0.43", "seasonal_strength": "0.01 .. 0.90, median 0.57",
            "trend_strength": "median 0.53", "acf7": "median 0.74", "zero_share": "some 0.2 .. 0.5"}

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     late_window_days: int = Field(default=3, ge=0, description="Recent days re-read by extract for late events.")
     churn_window_days: int = Field(default=30, ge=1)
     churn_min_examples: int = Field(default=100, ge=1, description="Min churned and retained training rows.")
+    churn_training_snapshots: int = Field(default=8, ge=2, description="Weekly as-of snapshots churn trains on.")
+    churn_active_within_days: int = Field(default=28, ge=1, description="Users active within this many days "
+                                          "of a snapshot are scored (and labelled in training).")
+    churn_min_history_days: int = Field(default=28, ge=1, description="History a training snapshot needs "
+                                        "before it (earlier snapshots are dropped).")
     shards: int = Field(default=4, ge=1, description="Workspace shards mapped onto Airflow workers.")
     threads: int = Field(default=2, ge=1, description="Thread count for OpenMP/BLAS/n_jobs.")
     forecast_horizon_days: int = Field(default=30, ge=1, le=365, description="Days ahead published.")
@@ -34,6 +39,14 @@ class Settings(BaseSettings):
     forecast_refit_totals: bool = Field(default=True, description="Refit members at each backtest cutoff (totals).")
     forecast_robust: bool = Field(default=True, description="Fit members on history cleaned of outliers and "
                                   "holidays; re-apply inferred holiday effects.")
+    forecast_holdout_days: int = Field(default=30, ge=7, description="Last days of history held out to score "
+                                       "the consumption models (never seen by them).")
+    forecast_backtest_horizon_days: int = Field(default=30, ge=1, description="Rolling-origin backtest horizon.")
+    forecast_backtest_windows: int = Field(default=4, ge=1, description="Rolling-origin backtest cutoffs.")
+    forecast_min_history_days: int = Field(default=28, ge=7, description="Shorter series are left out of the "
+                                           "holdout evaluation (they are still forecast).")
+    holiday_country: str = Field(default="US", description="Holiday calendar (ISO country, `holidays` package) "
+                                 "for calendar features and the forecasters' holiday candidates.")
     forecast_include_prophet: bool = Field(default=False, description="Prophet in the ensemble (0.15 s/series).")
     promotion_tolerance: float = Field(default=0.25, ge=0, description="Consumption: relative holdout-WAPE slack "
                                        "before a challenger is refused.")
@@ -46,12 +59,25 @@ class Settings(BaseSettings):
     )
     api_key_pepper: SecretStr = Field(
         default=SecretStr(""),
-        description="Server-side secret in every API key hash (HMAC-SHA256); changing it invalidates all keys.",
+        description="Server-side secret in every API key hash (HMAC-SHA256); changing it invalidates all keys. "
+                    "Required (the API refuses to start without it) whenever DATABASE_URL is set.",
     )
     api_stale_after_hours: float = Field(default=36, gt=0, description="readyz flags older predictions/runs.")
     api_history_days: int = Field(default=90, ge=0, le=3660, description="Days of history served with forecasts.")
     api_pool_size: int = Field(default=8, ge=1, description="API database connections, and threads using them.")
     api_statement_timeout_ms: int = Field(default=5000, ge=0, description="Per-query limit on API reads (0: none).")
+
+    @property
+    def embedded_database(self) -> bool:
+        """True when no DATABASE_URL is set and the engine runs its own embedded PostgreSQL (the demo)."""
+        return not self.database_url
+
+    def require_api_pepper(self) -> None:
+        """Refuse to serve keys hashed without a secret outside the embedded demo."""
+        if not self.embedded_database and not self.api_key_pepper.get_secret_value():
+            raise ValueError("PAE_API_KEY_PEPPER is empty: set it to a long random secret (e.g. "
+                             "`python -c 'import secrets; print(secrets.token_hex(32))'`) before serving the API "
+                             "against DATABASE_URL; every API key hash uses it")
 
     @property
     def staging_dir(self) -> Path:

@@ -8,10 +8,13 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 2. **validate_raw**: Great Expectations gate on the staged events;
 3. **build_features**: daily aggregates and feature sets as of `D` (offline + online store);
 4. **validate_features**: gate on the feature sets;
-5. **forecast_consumption**, mapped over workspace shards, and **score_churn**: train, backtest, track in
-   MLflow, register (champion/challenger);
+5. for each prediction kind (`pipelines/kinds.py`: consumption, churn, ...): **plan_<kind>** lists its shards,
+   **predict_<kind>** is mapped over them (train, backtest, predict), **finalize_<kind>** merges them,
+   tracks the run in MLflow and registers it (champion/challenger);
 6. **publish**: one transaction per prediction set (upsert);
 7. **record_run** in `analytics.pipeline_runs`.
+
+The `kinds` param runs a subset (e.g. `["churn"]`); the other kinds' tasks return "skipped" at once.
 
 A failed gate or model step stops the run before anything is published, so yesterday's predictions stay
 served. Tasks only pass references (dates, shard ids, store paths, MLflow run ids) through XCom; the work
@@ -22,6 +25,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
+
+from pipelines.kinds import kind_names
 
 DEFAULT_ARGS = {
     "owner": "data-platform",
@@ -45,6 +50,8 @@ DEFAULT_ARGS = {
     params={
         "run_date": Param(None, type=["null", "string"], format="date",
                           description="Date to process (YYYY-MM-DD); default: the logical date."),
+        "kinds": Param(kind_names(), type="array", items={"type": "string", "enum": kind_names()},
+                       description="Prediction kinds to run; default: all."),
     },
 )
 def predictive_analytics_nightly():
@@ -81,39 +88,46 @@ def predictive_analytics_nightly():
         return features_step(run_date)
 
     @task
-    def validate_features(run_date: str, features: dict) -> list[int]:
+    def validate_features(run_date: str, features: dict) -> list[str]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from pipelines.nightly import validate_features_step, workspace_shards
+        from pipelines.kinds import select_kinds
+        from pipelines.nightly import validate_features_step
         from pipelines.quality import QualityGateError
 
         try:
             validate_features_step(run_date)
         except QualityGateError as exc:
             raise AirflowFailException(str(exc)) from exc
-        return workspace_shards()
-
-    @task(execution_timeout=timedelta(minutes=60))
-    def forecast_consumption(shard: int, run_date: str) -> dict:
-        from pipelines.nightly import forecast_shard_step
-
-        return forecast_shard_step(run_date, shard)
-
-    @task(execution_timeout=timedelta(minutes=60))
-    def score_churn(run_date: str, shards: list[int]) -> dict:
-        from pipelines.nightly import churn_step
-
-        return churn_step(run_date)
+        return select_kinds(get_current_context()["params"].get("kinds"))
 
     @task
-    def publish(run_date: str, forecasts: list[dict], churn: dict) -> dict:
-        from pipelines.nightly import publish_step
+    def plan(kind: str, selected: list[str]) -> list[int]:
+        from pipelines.nightly import kind_shards_step
+
+        return kind_shards_step(kind)
+
+    @task(execution_timeout=timedelta(minutes=60))
+    def predict(shard: int, run_date: str, kind: str, selected: list[str]) -> dict:
+        from pipelines.nightly import predict_step
+
+        return predict_step(run_date, kind, shard, selected).model_dump(mode="json")
+
+    @task
+    def finalize(run_date: str, kind: str, shards: list[dict], selected: list[str]) -> dict:
+        from pipelines.nightly import finalize_step
 
         # a slice is one request; iterating asks for one item past the end and logs a 404
-        return publish_step(run_date, list(forecasts[:]), churn)
+        return finalize_step(run_date, kind, list(shards[:]), selected).model_dump(mode="json")
 
     @task
-    def record_run(run_date: str, published: dict) -> dict:
+    def publish(run_date: str, results: list[dict]) -> list[dict]:
+        from pipelines.nightly import publish_step
+
+        return [p.model_dump(mode="json") for p in publish_step(run_date, results)]
+
+    @task
+    def record_run(run_date: str, published: list[dict]) -> dict:
         from pipelines.nightly import record_run_step
 
         return record_run_step(run_date, published)
@@ -121,10 +135,14 @@ def predictive_analytics_nightly():
     run_date = resolve_date()
     extracted = extract(run_date)
     features = build_features(run_date, validate_raw(run_date, extracted))
-    shards = validate_features(run_date, features)
-    forecasts = forecast_consumption.partial(run_date=run_date).expand(shard=shards)
-    churn = score_churn(run_date, shards)
-    record_run(run_date, publish(run_date, forecasts, churn))
+    selected = validate_features(run_date, features)
+    results = []
+    for kind in kind_names():
+        shards = plan.override(task_id=f"plan_{kind}")(kind, selected)
+        parts = predict.override(task_id=f"predict_{kind}").partial(run_date=run_date, kind=kind,
+                                                                     selected=selected).expand(shard=shards)
+        results.append(finalize.override(task_id=f"finalize_{kind}")(run_date, kind, parts, selected))
+    record_run(run_date, publish(run_date, results))
 
 
 predictive_analytics_nightly()

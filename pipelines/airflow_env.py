@@ -41,9 +41,12 @@ def load_dag(dag_id: str = DAG_ID):
     return bag.get_dag(dag_id)
 
 
-def run_dag_in_process(settings: Settings, run_date: date, dag_id: str = DAG_ID) -> str:
-    """``dag.test()`` for one date, in this process; returns the run's final state."""
+def run_dag_in_process(settings: Settings, run_date: date, dag_id: str = DAG_ID,
+                       kinds: list[str] | None = None) -> str:
+    """``dag.test()`` for one date (and optionally a subset of prediction kinds), in this process; returns
+    the run's final state."""
     configure_airflow(settings)
     dag = load_dag(dag_id)
-    dag_run = dag.test(run_conf={"run_date": run_date.isoformat()})
+    conf = {"run_date": run_date.isoformat(), **({"kinds": kinds} if kinds else {})}
+    dag_run = dag.test(run_conf=conf)
     return str(dag_run.state)

@@ -9,7 +9,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from core.settings import get_settings, limit_threads
+from core.settings import Settings, get_settings, limit_threads
+from pipelines.kinds import kind_names
 
 DEMO_END_DATE = date(2026, 11, 24)
 
@@ -19,6 +20,15 @@ def _date(s: str) -> date:
         return date.fromisoformat(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date: {s!r}; use YYYY-MM-DD") from None
+
+
+def _kinds(s: str) -> list[str]:
+    from pipelines.kinds import select_kinds
+
+    try:
+        return select_kinds(s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _engine():
@@ -87,8 +97,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The nightly steps for one date without Airflow (backfills on the first run)."""
     from pipelines.nightly import run_nightly
 
-    published = run_nightly(args.date, get_settings())
-    print(json.dumps(published, indent=2, default=str))
+    published = run_nightly(args.date, get_settings(), kinds=args.kinds)
+    print(json.dumps([p.model_dump(mode="json") for p in published], indent=2))
     return 0
 
 
@@ -97,6 +107,95 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pipelines.demo import run_demo
 
     return run_demo(get_settings(), args.workspaces, args.days, args.seed, args.date, airflow=not args.no_airflow)
+
+
+# ``serve`` and ``api-key``: the CLI is an entry point, so it may import the API (nothing imports the CLI)
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api.main import create_app
+
+    settings = get_settings()
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(app, host=args.host, port=args.port, workers=1)
+    return 0
+
+
+def _admin_engine(settings: Settings):
+    """The ``DATABASE_URL`` engine (the schema owner may write ``analytics.api_keys``), schema migrated."""
+    from core.db import get_engine, migrate
+
+    engine = get_engine(settings)
+    migrate(engine)
+    return engine
+
+
+def cmd_api_key_create(args: argparse.Namespace) -> int:
+    from services.keys import create_api_key
+    from services.predictive_analytics import UnknownWorkspaceError
+
+    settings = get_settings()
+    try:
+        key = create_api_key(_admin_engine(settings), args.workspace, args.name,
+                             pepper=settings.api_key_pepper.get_secret_value())
+    except (UnknownWorkspaceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("API key created; it is shown only this once:", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def cmd_api_key_list(args: argparse.Namespace) -> int:
+    from services.keys import list_api_keys
+
+    for k in list_api_keys(_admin_engine(get_settings())):
+        state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
+        print(f"{k['id']}  …{k['key_hint']}  {state:<24} {k['name']!r}  workspaces: {', '.join(k['workspace_ids'])}")
+    return 0
+
+
+def cmd_api_key_revoke(args: argparse.Namespace) -> int:
+    from services.keys import revoke_api_key
+
+    try:
+        revoked = revoke_api_key(_admin_engine(get_settings()), args.key_id)
+    except ValueError:
+        print(f"error: {args.key_id!r} is not a key id (a UUID from `pae api-key list`)", file=sys.stderr)
+        return 2
+    if not revoked:
+        print(f"error: no active key has id {args.key_id}", file=sys.stderr)
+        return 2
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def add_api_parsers(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``serve`` and ``api-key create|list|revoke`` on the main CLI's subparsers.
+
+    Args:
+        subparsers: The ``add_subparsers()`` result of the ``pae`` parser; each command sets ``func``.
+    """
+    serve = subparsers.add_parser("serve", help="serve the read-only HTTP API (uvicorn, one worker)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    keys = subparsers.add_parser("api-key", help="manage API keys").add_subparsers(dest="api_key_command",
+                                                                                   required=True)
+    create = keys.add_parser("create", help="create a key for one or more workspaces; prints it once")
+    create.add_argument("--workspace", action="append", required=True,
+                        help="workspace UUID or external id; repeat for several")
+    create.add_argument("--name", default="api key", help="who or what the key is for")
+    create.set_defaults(func=cmd_api_key_create)
+    keys.add_parser("list", help="list keys (hints only, never the keys)").set_defaults(func=cmd_api_key_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_api_key_revoke)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the nightly pipeline for DATE without Airflow")
     r.add_argument("--date", type=_date, required=True)
+    r.add_argument("--kinds", type=_kinds, default=None,
+                   help=f"comma-separated prediction kinds to run (default: all of {','.join(kind_names())})")
     r.set_defaults(func=cmd_run)
 
     d = sub.add_parser("demo", help="main job on demo data (see README)")
@@ -138,7 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     from pipelines.forecast_file import add_forecast_parser
-    from services.api.main import add_api_parsers
 
     add_forecast_parser(sub)
     add_api_parsers(sub)

@@ -8,10 +8,10 @@ from datetime import date
 import sqlalchemy as sa
 
 from core.db import database_url, get_engine, migrate
-from pipelines.simulator.generate import generate_platform
-from pipelines.ingest.load import load_events
 from core.runs import recorded_step
 from core.settings import Settings
+from pipelines.ingest.load import load_events
+from pipelines.simulator.generate import generate_platform
 
 SUMMARY_TABLES = ("usage_events", "entities", "workspace_daily_metrics", "ml_features", "predictions",
                   "churn_predictions", "ml_models", "pipeline_runs")
@@ -67,6 +67,8 @@ def run_demo(settings: Settings, workspaces: int, days: int, seed: int, as_of: d
     print("\nWhere to look:")
     print("  predictions     psql: select * from analytics.predictions order by workspace_id, prediction_date limit 20;")
     print(f"  MLflow UI       .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri} --port 5000")
-    print("  API             .venv/bin/pae api-key create --workspace ws-0001   then   .venv/bin/pae serve --port 8000")
+    pepper = "" if settings.embedded_database else "export PAE_API_KEY_PEPPER=<a long random secret>; "
+    print(f"  API             {pepper}.venv/bin/pae api-key create --workspace ws-0001   then   "
+          ".venv/bin/pae serve --port 8000")
     print(f"  Airflow state   {settings.data_dir / 'airflow'} (AIRFLOW_HOME; airflow.cfg in the repo)")
     return 0

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.forecasting import MODELS, ForecastInputError
 from core.settings import get_settings
+from models.forecasting import MODELS, ForecastInputError
 
 PROPHET_MAX_SERIES = 20
 """The ensemble includes Prophet only up to this many series: it is refitted per backtest window

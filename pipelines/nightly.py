@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta, timezone
 
+from core.contracts import RunStatus
 from core.db import get_engine, migrate
 from core.runs import recorded_step
 from core.settings import Settings, get_settings, limit_threads
+from pipelines.results import KindResult, PublishResult, ShardResult
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ def extract_step(run_date: str, settings: Settings | None = None) -> dict:
 
 def validate_raw_step(run_date: str, settings: Settings | None = None) -> dict:
     from pipelines.ingest.extract import read_staged_events
-    from pipelines.quality import daily_row_counts, enforce, validate_raw_events
+    from pipelines.ingest.gate import daily_row_counts, validate_raw_events
+    from pipelines.quality import enforce
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
@@ -77,9 +80,10 @@ def features_step(run_date: str, settings: Settings | None = None) -> dict:
 
 
 def validate_features_step(run_date: str, settings: Settings | None = None) -> dict:
+    from pipelines.features.gate import validate_features
     from pipelines.features.sets import FEATURE_SETS
     from pipelines.features.store import read_offline
-    from pipelines.quality import enforce, validate_features
+    from pipelines.quality import enforce
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
@@ -95,72 +99,83 @@ def validate_features_step(run_date: str, settings: Settings | None = None) -> d
     return {"passed": True, "rows": {k: len(v) for k, v in frames.items()}}
 
 
-def workspace_shards(settings: Settings | None = None) -> list[int]:
-    """Shard ids the forecasting step is mapped over (workspaces are assigned by a stable hash)."""
-    settings = settings or get_settings()
-    return list(range(settings.shards))
+def kind_shards_step(kind: str, settings: Settings | None = None) -> list[int]:
+    """Shard ids a kind's ``predict_step`` is mapped over (workspaces are assigned by a stable hash)."""
+    from pipelines.kinds import get_kind
+
+    return get_kind(kind).shards(settings or get_settings())
 
 
-def forecast_shard_step(run_date: str, shard: int, settings: Settings | None = None) -> dict:
-    from pipelines.consumption.forecast import forecast_shard
+def _selected(kind: str, kinds: str | list[str] | None) -> bool:
+    from pipelines.kinds import select_kinds
 
+    return kind in select_kinds(kinds)
+
+
+def predict_step(run_date: str, kind: str, shard: int, kinds: str | list[str] | None = None,
+                 settings: Settings | None = None) -> ShardResult:
+    """Train, backtest and predict one shard of one kind (skipped when the kind is not selected)."""
+    from pipelines.kinds import get_kind
+
+    if not _selected(kind, kinds):
+        return ShardResult(kind=kind, shard=shard, status=RunStatus.SKIPPED, details={"reason": "not selected"})
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
-    with recorded_step(engine, f"forecast_shard_{shard}", d) as rec:
-        ref = forecast_shard(settings, d, shard, settings.shards)
-        rec.row_counts = {"series": ref["n_series"], "forecast_rows": ref["n_rows"]}
-        rec.mlflow_run_ids = [ref["mlflow_run_id"]] if ref.get("mlflow_run_id") else []
-        rec.details = ref
-    return ref
+    with recorded_step(engine, f"predict_{kind}_{shard}", d) as rec:
+        result = get_kind(kind).run_shard(settings, engine, d, shard)
+        rec.status = result.status
+        rec.row_counts = {"series": result.n_series, "rows": result.n_rows}
+        rec.mlflow_run_ids = [result.mlflow_run_id] if result.mlflow_run_id else []
+        rec.details = result.model_dump(mode="json")
+    return result
 
 
-def churn_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.churn.train import train_and_score
+def finalize_step(run_date: str, kind: str, shards: list[ShardResult | dict], kinds: str | list[str] | None = None,
+                  settings: Settings | None = None) -> KindResult:
+    """Merge a kind's shards, track, register and promote; the result says what to publish."""
+    from pipelines.kinds import get_kind
 
+    if not _selected(kind, kinds):
+        return KindResult(kind=kind, status=RunStatus.SKIPPED, reason="not selected")
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
-    with recorded_step(engine, "churn", d) as rec:
-        ref = train_and_score(settings, engine, d)
-        rec.status = ref["status"]
-        rec.row_counts = {"scored_users": ref.get("n_scored", 0), "training_rows": ref.get("n_train", 0)}
-        rec.mlflow_run_ids = [ref["mlflow_run_id"]] if ref.get("mlflow_run_id") else []
-        rec.details = ref
-    return ref
+    results = [ShardResult.model_validate(s) for s in shards]
+    with recorded_step(engine, f"finalize_{kind}", d) as rec:
+        result = get_kind(kind).finalize(settings, engine, d, results)
+        rec.status = result.status
+        rec.row_counts = result.counts
+        rec.mlflow_run_ids = [result.mlflow_run_id] if result.mlflow_run_id else []
+        rec.details = result.model_dump(mode="json")
+    return result
 
 
-def publish_step(run_date: str, forecast_refs: list[dict], churn_ref: dict, settings: Settings | None = None) -> dict:
-    """Register the consumption model, then publish each prediction set in its own transaction."""
+def publish_step(run_date: str, results: list[KindResult | dict], settings: Settings | None = None) -> list[PublishResult]:
+    """Publish each kind's prediction set in its own transaction (the one publisher, ``pipelines.publish``)."""
     import pandas as pd
 
-    from pipelines.consumption.forecast import finalize
     from pipelines.publish import publish_churn_scores, publish_predictions
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
-    out: dict = {"run_date": run_date}
+    out: list[PublishResult] = []
     with recorded_step(engine, "publish", d) as rec:
-        final = finalize(settings, engine, d, forecast_refs)
-        out["consumption"] = final
-        if final["publish"]:
-            frame = pd.read_parquet(final["forecast_path"])
+        for result in (KindResult.model_validate(r) for r in results):
+            if not result.publishable:
+                out.append(PublishResult(kind=result.kind, status=result.status, reason=result.reason))
+                continue
+            frame = pd.read_parquet(result.frame_path)
             with engine.begin() as conn:
-                out["consumption"]["published"] = publish_predictions(conn, frame, "credit_consumption", d)
-        if churn_ref.get("status") == "success":
-            scores = pd.read_parquet(churn_ref["scores_path"])
-            with engine.begin() as conn:
-                out["churn"] = publish_churn_scores(conn, scores, d)
-        else:
-            out["churn"] = {"skipped": churn_ref.get("status"), "reason": churn_ref.get("reason")}
-        rec.row_counts = {
-            "predictions": out["consumption"].get("published", {}).get("rows", 0),
-            "churn_predictions": out["churn"].get("rows", 0),
-        }
-        rec.mlflow_run_ids = [final["mlflow_run_id"]] if final.get("mlflow_run_id") else []
-        rec.details = out
+                if result.publish_to == "predictions":
+                    stats = publish_predictions(conn, frame, result.prediction_type, d)
+                else:
+                    stats = publish_churn_scores(conn, frame, d)
+            out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS, **stats))
+        rec.row_counts = {p.kind: p.rows for p in out}
+        rec.details = {"published": [p.model_dump(mode="json") for p in out]}
     return out
 
 
-def record_run_step(run_date: str, published: dict, settings: Settings | None = None) -> dict:
+def record_run_step(run_date: str, published: list[PublishResult | dict], settings: Settings | None = None) -> dict:
     """One summary row for the whole run: step statuses, durations and row counts of this date."""
     import sqlalchemy as sa
 
@@ -173,22 +188,31 @@ def record_run_step(run_date: str, published: dict, settings: Settings | None = 
             " order by step, started_at desc"), {"d": d}).mappings().all()
     with recorded_step(engine, "nightly", d) as rec:
         rec.details = {"steps": {s["step"]: {"status": s["status"], "duration_s": s["duration_s"]} for s in steps},
-                       "published": published}
+                       "published": [PublishResult.model_validate(p).model_dump(mode="json") for p in published]}
         rec.row_counts = {s["step"]: s["row_counts"] for s in steps}
         rec.mlflow_run_ids = sorted({r for s in steps for r in (s["mlflow_run_ids"] or [])})
     return {"run_date": run_date, "steps": len(steps)}
 
 
-def run_nightly(run_date: date, settings: Settings | None = None) -> dict:
-    """The DAG's steps in order, without Airflow. The first run for a date backfills what it needs."""
+def run_nightly(run_date: date, settings: Settings | None = None,
+                kinds: str | list[str] | None = None) -> list[PublishResult]:
+    """The DAG's steps in order, without Airflow. The first run for a date backfills what it needs.
+
+    ``kinds`` selects prediction kinds (default: all, see ``pipelines.kinds``).
+    """
+    from pipelines.kinds import select_kinds
+
     settings = settings or get_settings()
     d = run_date.isoformat()
+    selected = select_kinds(kinds)
     extract_step(d, settings)
     validate_raw_step(d, settings)
     features_step(d, settings)
     validate_features_step(d, settings)
-    refs = [forecast_shard_step(d, k, settings) for k in workspace_shards(settings)]
-    churn = churn_step(d, settings)
-    published = publish_step(d, refs, churn, settings)
+    results = []
+    for kind in selected:
+        shards = [predict_step(d, kind, k, selected, settings) for k in kind_shards_step(kind, settings)]
+        results.append(finalize_step(d, kind, shards, selected, settings))
+    published = publish_step(d, results, settings)
     record_run_step(d, published, settings)
     return published

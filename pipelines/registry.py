@@ -16,7 +16,6 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -82,10 +81,7 @@ def register(model_uri: str, model_name: str, metric: str, value: float, setting
 
     client = MlflowClient()
     if fingerprint:
-        try:
-            same = client.search_model_versions(f"name = '{model_name}' and tag.pae_fingerprint = '{fingerprint}'")
-        except Exception:  # noqa: BLE001 - a registry without the model yet
-            same = []
+        same = _versions_with_fingerprint(client, model_name, fingerprint)
         if same:
             return str(min(int(v.version) for v in same))
     mv = mlflow.register_model(model_uri, model_name)
@@ -93,6 +89,19 @@ def register(model_uri: str, model_name: str, metric: str, value: float, setting
     if fingerprint:
         client.set_model_version_tag(model_name, mv.version, "pae_fingerprint", fingerprint)
     return str(mv.version)
+
+
+def _versions_with_fingerprint(client, model_name: str, fingerprint: str) -> list:
+    """Versions of ``model_name`` tagged with ``fingerprint``; none when the model is not registered yet.
+    Any other registry error (connection, permissions) propagates."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.search_model_versions(f"name = '{model_name}' and tag.pae_fingerprint = '{fingerprint}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
 
 
 def fingerprint(*parts) -> str:
@@ -122,7 +131,9 @@ def promote(model_name: str, version: str, metric: str, value: float, settings: 
     try:
         champ = client.get_model_version_by_alias(model_name, CHAMPION)
         champ_value = float(champ.tags.get(f"val_{metric}", "nan"))
-    except MlflowException:
+    except MlflowException as exc:  # no champion alias yet; anything else is a real registry error
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
         champ, champ_value = None, None
     if champ is None or champ_value is None or champ_value != champ_value:
         promoted, reason = True, "no champion yet"
@@ -177,16 +188,34 @@ def record_ml_model(
     )
 
 
-def active_model_version(conn: sa.Connection, model_name: str) -> str | None:
-    return conn.execute(
-        sa.text("select version from analytics.ml_models where model_name = :n and is_active order by created_at desc"
-                " limit 1"),
-        {"n": model_name},
-    ).scalar()
+@dataclass
+class ModelRecord:
+    """What ``register_version`` records in ``analytics.ml_models`` beside the registry's own data."""
+
+    model_type: str
+    target_metric: str
+    training_params: dict
+    performance_metrics: dict
+    feature_importance: dict | None
+    training_data_start: date | None
+    training_data_end: date | None
 
 
-def artifact_dir_for_run(run) -> Path:
-    """Local folder of a run's artifacts (file-based artifact store)."""
-    from urllib.parse import urlparse
+def register_version(engine, settings: Settings, *, model_name: str, model_uri: str, artifact_uri: str,
+                     metric: str, value: float, lower_is_better: bool, tolerance: float, print_hash: str,
+                     record: ModelRecord) -> Promotion:
+    """Register a trained model, apply the promotion policy and record it in ``analytics.ml_models``.
 
-    return Path(urlparse(run.info.artifact_uri).path)
+    The one path every prediction kind takes from an MLflow run to a served model version.
+    """
+    version = register(model_uri, model_name, metric, value, settings, fingerprint=print_hash)
+    decision = promote(model_name, version, metric, value, settings, lower_is_better=lower_is_better,
+                       tolerance=tolerance)
+    with engine.begin() as conn:
+        record_ml_model(conn, model_name=model_name, model_type=record.model_type, version=version,
+                        target_metric=record.target_metric, training_params=record.training_params,
+                        performance_metrics={**record.performance_metrics, "promotion": decision.as_dict()},
+                        feature_importance=record.feature_importance, artifacts_path=f"{artifact_uri}/model",
+                        training_data_start=record.training_data_start, training_data_end=record.training_data_end,
+                        is_active=decision.promoted)
+    return decision

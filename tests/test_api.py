@@ -238,7 +238,7 @@ def test_readyz_reports_fresh_and_stale(client, db):
 
 
 def test_database_down_is_503(tmp_path):
-    settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/none", data_dir=tmp_path)
+    settings = Settings(database_url="postgresql://postgres@127.0.0.1:1/none", data_dir=tmp_path, api_key_pepper=PEPPER)
     with TestClient(create_app(settings)) as down:
         assert down.get("/healthz").status_code == 200
         r = down.get("/readyz")
@@ -271,7 +271,7 @@ def test_every_route_has_a_response_model(app):
 def test_cli_creates_lists_and_revokes_keys(client, db, db_url, tmp_path, monkeypatch, capsys):
     import argparse
 
-    from services.api import main
+    from pipelines import cli as main
 
     monkeypatch.setattr(main, "get_settings", lambda: Settings(database_url=db_url, data_dir=tmp_path,
                                                                api_key_pepper=PEPPER))
@@ -310,3 +310,13 @@ def test_reader_url_swaps_the_user_unless_given(tmp_path):
     given = Settings(database_url="postgresql://postgres@h/pae", api_database_url="postgresql://ro:pw@h/pae",
                      data_dir=tmp_path)
     assert reader_url(given) == "postgresql://ro:pw@h/pae"
+
+
+def test_api_refuses_an_empty_pepper_outside_the_embedded_demo(db_url, tmp_path, monkeypatch, capsys):
+    with pytest.raises(ValueError, match="PAE_API_KEY_PEPPER"):
+        create_app(Settings(database_url=db_url, data_dir=tmp_path))
+    from pipelines import cli
+
+    monkeypatch.setattr(cli, "get_settings", lambda: Settings(database_url=db_url, data_dir=tmp_path))
+    assert cli.main(["serve", "--port", "1"]) == 2  # a message, not a traceback, and nothing is served
+    assert "PAE_API_KEY_PEPPER" in capsys.readouterr().err

@@ -1,5 +1,8 @@
 """Churn model library: classifiers, calibration, time-based selection, explanations, bundle.
 
+The words and actions made from the model's drivers are tested in ``test_churn_wording.py``; here
+they are only checked on the model's real output.
+
 Data is a seeded synthetic TrainingSet built here (weekly snapshots, realistic ``user_behaviour``
 columns) whose label follows a known logistic model of a few features plus noise.
 """
@@ -13,30 +16,32 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from models.churn import (  # noqa: E402
-    ACTIONS,
     CLASSIFIER_KINDS,
-    DRIVER_ACTIONS,
     ChurnModel,
     InsufficientDataError,
     TimeToChurnModel,
     TrainingSet,
     calibration_plot,
     check_sufficient,
-    describe_driver,
     evaluate,
     expected_calibration_error,
     explain_drivers,
     fit_calibrated,
-    format_value,
     inactivity_targets,
     make_classifier,
-    recommend_actions,
     risk_score,
     roc_plot,
     select_model,
+)
+from pipelines.churn.wording import (  # noqa: E402
+    ACTIONS,
+    DRIVER_ACTIONS,
+    SCORE_COLUMNS,
+    format_value,
+    with_words,
 )
 from pipelines.features.sets import USER_BEHAVIOUR  # noqa: E402
 
@@ -135,7 +140,14 @@ def scored(bundle: ChurnModel, data) -> pd.DataFrame:
     return bundle.predict(data[1].X)
 
 
+@pytest.fixture(scope="module")
+def worded(bundle: ChurnModel, scored: pd.DataFrame, data) -> pd.DataFrame:
+    """The scores frame as the pipeline publishes it: drivers put in words."""
+    return with_words(scored, data[1].X[bundle.feature_columns])
+
+
 def test_synthetic_columns_are_user_behaviour(data):
+    # TrainingSet.from_frame's default: every numeric column but keys, as_of, label, days_to_inactivity
     assert list(data[0].X.columns) == USER_BEHAVIOUR.columns
 
 
@@ -223,46 +235,35 @@ def test_evaluate_reports_all_metrics():
     assert np.isnan(evaluate([0, 0], [0.1, 0.2])["auc"])
 
 
-def test_predict_output_contract(bundle: ChurnModel, scored: pd.DataFrame, data):
+def test_predict_output_contract(bundle: ChurnModel, scored: pd.DataFrame, worded: pd.DataFrame, data):
     test = data[1]
-    assert list(scored.columns) == [
-        "churn_probability", "risk_score", "risk_factors", "recommended_actions", "days_until_churn",
-    ]
+    assert list(scored.columns) == ["churn_probability", "risk_score", "drivers", "days_until_churn"]
     assert scored.index.equals(test.X.index)
     assert scored["churn_probability"].between(0, 1).all()
     np.testing.assert_allclose(scored["risk_score"], np.round(100 * scored["churn_probability"], 1))
     assert scored["days_until_churn"].dtype == "Int64"
     assert list(bundle.predict(test.X.iloc[:0]).columns) == list(scored.columns)
+    assert list(worded.columns) == SCORE_COLUMNS and worded.index.equals(test.X.index)
+    for col in ("churn_probability", "risk_score", "days_until_churn"):
+        pd.testing.assert_series_equal(worded[col], scored[col])
 
 
-def test_risk_factors_name_real_columns_with_values(scored: pd.DataFrame, data):
+def test_drivers_name_real_columns_with_values(scored: pd.DataFrame, worded: pd.DataFrame, data):
     X = data[1].X
     risky = scored["churn_probability"] > 0.5
     assert risky.sum() > 50
-    for idx, factors in scored.loc[risky, "risk_factors"].items():
-        assert 1 <= len(factors) <= 3
-        assert [f["contribution"] for f in factors] == sorted((f["contribution"] for f in factors), reverse=True)
+    for idx, drivers in scored.loc[risky, "drivers"].items():
+        assert 1 <= len(drivers) <= 3
+        assert [d["contribution"] for d in drivers] == sorted((d["contribution"] for d in drivers), reverse=True)
+        for d in drivers:
+            assert set(d) == {"feature", "driver", "contribution", "value"}
+            assert d["feature"] in X.columns and d["contribution"] > 0
+            assert d["value"] == pytest.approx(float(X.at[idx, d["feature"]]))
+        factors = worded.at[idx, "risk_factors"]
+        assert [{k: f[k] for k in d} for f, d in zip(factors, drivers)] == drivers
         for f in factors:
-            assert f["feature"] in X.columns
-            assert f["direction"] == "raises risk" and f["contribution"] > 0
-            assert f["value"] == pytest.approx(float(X.at[idx, f["feature"]]))
+            assert f["direction"] == "raises risk"
             assert format_value(f["feature"], f["value"]) in f["text"]
-
-
-def test_driver_texts():
-    row = {
-        "active_days_28": 4, "active_days_prev_28": 18, "engagement_drop_28": 14, "recency_days": 12,
-        "error_rate_28": 0.18, "errors_28": 9, "features_used_28": 1, "features_used_90": 3,
-        "share_of_ws_credits_28": 0.6, "ws_credits_trend": 0.7,
-    }
-    assert describe_driver("active_days_28", row) == "active days in last 28 fell from 18 to 4"
-    assert describe_driver("active_days_prev_28", row) == "active days in last 28 fell from 18 to 4"
-    assert describe_driver("recency_days", row) == "no activity for 12 days"
-    assert describe_driver("error_rate_28", row) == "error rate 18% in last 28 days"
-    assert describe_driver("features_used_28", row) == "uses 1 feature (of 3 in last 90 days)"
-    assert "60% of workspace credits" in describe_driver("share_of_ws_credits_28", row)
-    assert "shrinking workspace" in describe_driver("share_of_ws_credits_28", row)
-    assert describe_driver("recency_days", {"recency_days": np.nan}) == "days since the user's last active day: unknown"
 
 
 def test_explain_drivers_groups_related_columns():
@@ -273,14 +274,13 @@ def test_explain_drivers_groups_related_columns():
     (drivers,) = explain_drivers(contribs, X, top_k=3)
     assert [d["driver"] for d in drivers] == ["activity_drop", "recency"]  # tenure lowers risk: left out
     assert explain_drivers(np.array([[0.01, 0.01, 0.02, -0.1]]), X) == [[]]  # too weak to report
-    assert drivers[0]["feature"] == "active_days_28"
-    assert drivers[0]["contribution"] == pytest.approx(0.5)
-    assert drivers[0]["text"] == "active days in last 28 fell from 18 to 4"
+    assert drivers[0] == {"feature": "active_days_28", "driver": "activity_drop", "contribution": 0.5, "value": 4.0}
+    assert drivers[1] == {"feature": "recency_days", "driver": "recency", "contribution": 0.4, "value": 12.0}
 
 
-def test_actions_come_from_the_mapping(scored: pd.DataFrame):
+def test_actions_come_from_the_mapping(worded: pd.DataFrame):
     columns = ["churn_probability", "risk_factors", "recommended_actions"]
-    for p, factors, actions in scored[columns].itertuples(index=False):
+    for p, factors, actions in worded[columns].itertuples(index=False):
         expected = {DRIVER_ACTIONS[f["driver"]] for f in factors}
         assert {a["action_id"] for a in actions} <= set(ACTIONS)
         if expected:
@@ -288,23 +288,6 @@ def test_actions_come_from_the_mapping(scored: pd.DataFrame):
         for a in actions:
             assert a["title"] == ACTIONS[a["action_id"]]["title"]
             assert a["priority"] == ("high" if p >= 0.7 else "medium" if p >= 0.4 else "low")
-
-
-def test_recommend_actions_merges_and_prioritises():
-    drivers = [
-        {"feature": "active_days_28", "driver": "activity_drop", "text": "active days in last 28 fell from 18 to 4"},
-        {"feature": "recency_days", "driver": "recency", "text": "no activity for 12 days"},
-        {"feature": "error_rate_28", "driver": "errors", "text": "error rate 18% in last 28 days"},
-    ]
-    actions = recommend_actions(drivers, 0.85)
-    assert [a["action_id"] for a in actions] == ["re_engagement_email", "support_follow_up"]
-    assert actions[0]["reason"] == "active days in last 28 fell from 18 to 4; no activity for 12 days"
-    assert all(a["priority"] == "high" for a in actions)
-    assert recommend_actions(drivers[2:], 0.1)[0]["priority"] == "low"
-    assert recommend_actions([], 0.5)[0]["action_id"] == "success_check_in"
-    assert recommend_actions([], 0.1) == []
-    share = [{"feature": "share_of_ws_credits_28", "text": "accounts for 60% of workspace credits"}]
-    assert recommend_actions(share, 0.5)[0]["action_id"] == "admin_outreach"
 
 
 def test_days_until_churn_varies_and_fits_the_window(scored: pd.DataFrame):
@@ -390,9 +373,36 @@ def test_training_set_checks_alignment(data):
         TrainingSet(train.X, train.y * 2, train.as_of, train.keys)
 
 
-def test_plots_and_risk_score(data, bundle: ChurnModel):
+def test_calibration_plot_shows_binned_rates(data, bundle: ChurnModel):
     test = data[1]
-    p = bundle.predict_proba(test.X)
-    assert isinstance(calibration_plot(test.y, p), Figure)
-    assert isinstance(roc_plot(test.y, p), Figure)
+    y, p = test.y.to_numpy(), bundle.predict_proba(test.X)
+    fig = calibration_plot(y, p)
+    ax, hist = fig.axes
+    perfect, model = ax.get_lines()
+    assert list(perfect.get_xdata()) == [0, 1] and list(perfect.get_ydata()) == [0, 1]
+    bins = pd.Series(np.minimum(np.floor(p * 10), 9)).astype(int)
+    binned = pd.DataFrame({"p": p, "y": y}).groupby(bins.to_numpy()).mean()  # non-empty bins, in order
+    assert len(binned) >= 3
+    np.testing.assert_allclose(model.get_xdata(), binned["p"])
+    np.testing.assert_allclose(model.get_ydata(), binned["y"])
+    assert model.get_label() == f"model (ECE {expected_calibration_error(y, p):.3f})"
+    heights = [patch.get_height() for patch in hist.patches]
+    assert len(heights) == 10 and sum(heights) == len(p)
+
+
+def test_roc_plot_matches_roc_auc(data, bundle: ChurnModel):
+    test = data[1]
+    y, p = test.y.to_numpy(), bundle.predict_proba(test.X)
+    chance, curve = roc_plot(y, p).axes[0].get_lines()
+    assert list(chance.get_xdata()) == [0, 1] and list(chance.get_ydata()) == [0, 1]
+    fpr, tpr = np.asarray(curve.get_xdata()), np.asarray(curve.get_ydata())
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    auc = roc_auc_score(y, p)
+    assert np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2) == pytest.approx(auc)  # trapezoid area
+    assert curve.get_label() == f"AUC {auc:.3f}"
+
+
+def test_risk_score():
     assert risk_score([0.0, 0.1234, 1.0]).tolist() == [0.0, 12.3, 100.0]
+    assert risk_score([-0.2, 1.5]).tolist() == [0.0, 100.0]

@@ -6,13 +6,18 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.churn.train import churn_labels, snapshot_dates, train_and_score
-from pipelines.ingest.extract import extract
+from pipelines.churn.train import (
+    churn_labels,
+    snapshot_dates,
+    train_and_score,
+    training_frame,
+)
 from pipelines.features.sets import USER_BEHAVIOUR
-from pipelines.features.store import build_feature_store
-from pipelines.simulator.generate import generate_platform
+from pipelines.features.store import build_feature_store, load_daily_aggregates
+from pipelines.ingest.extract import extract
 from pipelines.ingest.load import load_events
 from pipelines.publish import publish_churn_scores
+from pipelines.simulator.generate import generate_platform
 
 END = date(2026, 6, 30)
 
@@ -79,5 +84,11 @@ def test_insufficient_data_publishes_nothing(platform, engine):
     strict = settings.model_copy(update={"churn_min_examples": 10**6})
     ref = train_and_score(strict, engine, END, n_train_snapshots=3, kinds=("logistic",))
     assert ref["status"] == "insufficient_data"
-    assert ref["counts"]["churned"] >= 0 and ref["counts"]["retained"] > 0
     assert "scores_path" not in ref
+    # The counts reported are the training rows' labels, and the generated platform has both classes.
+    agg = load_daily_aggregates(strict.offline_store_dir, END)
+    train = training_frame(strict, agg, [date.fromisoformat(d) for d in ref["train_dates"]], END)
+    labels = train["churned"]
+    assert ref["counts"] == {"churned": int((labels == 1).sum()), "retained": int((labels == 0).sum())}
+    assert sum(ref["counts"].values()) == ref["n_train"] == len(train)
+    assert ref["counts"]["churned"] > 0 and ref["counts"]["retained"] > 0

@@ -1,9 +1,14 @@
 """Consumption pipeline pieces: reconciliation, sharding and holdout metrics."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.consumption.forecast import merge_importance, model_importance, reconcile, series_metrics, shard_of, summarize
+from pipelines.consumption.evaluation import merge_importance, series_metrics, summarize
+from pipelines.consumption.forecast import model_importance, reconcile, shard_of
 
 
 def _frames(seed: int = 0):
@@ -37,10 +42,15 @@ def test_all_zero_feature_forecasts_split_the_total_evenly():
     np.testing.assert_allclose(rec.groupby("ds")["yhat"].std().to_numpy(), 0, atol=1e-9)
 
 
-def test_shards_are_stable_and_cover_all():
-    ids = [f"ws-{i:04d}" for i in range(200)]
-    shards = [shard_of(w, 4) for w in ids]
-    assert shards == [shard_of(w, 4) for w in ids] and set(shards) == {0, 1, 2, 3}
+def test_shards_are_stable_across_processes_and_cover_all():
+    """Pinned values: a switch to Python's per-process salted ``hash()`` (or another hash) would move
+    workspaces between shards from one worker to the next."""
+    assert [shard_of(f"ws-{i:04d}", 4) for i in range(1, 9)] == [3, 2, 0, 1, 0, 3, 1, 3]
+    assert shard_of("acme", 16) == 1
+    code = "from pipelines.consumption.forecast import shard_of; print([shard_of(f'ws-{i:04d}', 4) for i in range(200)])"
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(runs) == 1 and set(eval(runs.pop())) == {0, 1, 2, 3}
 
 
 def test_holdout_metrics_and_pooled_coverage():

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from pipelines.airflow_env import DAG_ID, configure_airflow
 from core.settings import REPO_ROOT, Settings
+from pipelines.airflow_env import DAG_ID, configure_airflow
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +41,15 @@ def test_task_structure(dagbag):
     assert down["extract"] == ["validate_raw"]
     assert down["validate_raw"] == ["build_features"]
     assert down["build_features"] == ["validate_features"]
-    assert down["validate_features"] == ["forecast_consumption", "score_churn"]
-    assert down["forecast_consumption"] == ["publish"] and down["score_churn"] == ["publish"]
+    kinds = ["churn", "consumption"]
+    assert down["validate_features"] == sorted([f"{s}_{k}" for k in kinds for s in ("plan", "predict", "finalize")])
+    for k in kinds:  # one plan -> mapped predict -> finalize chain per prediction kind, all into publish
+        assert down[f"plan_{k}"] == [f"predict_{k}"]
+        assert down[f"predict_{k}"] == [f"finalize_{k}"]
+        assert down[f"finalize_{k}"] == ["publish"]
+        assert type(dag.get_task(f"predict_{k}")).__name__.endswith("MappedOperator")  # mapped over shards
     assert down["publish"] == ["record_run"]
-    assert type(dag.get_task("forecast_consumption")).__name__.endswith("MappedOperator")  # mapped over shards
+    assert sorted(dag.params["kinds"]) == kinds
 
 
 def test_dag_file_parses_fast_without_heavy_imports():

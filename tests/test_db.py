@@ -39,10 +39,14 @@ def test_seed_tables_have_every_column_and_index(engine):
     assert SEED_INDEXES <= idx
 
 
-def test_reader_role_cannot_write(engine):
+def test_reader_role_reads_but_cannot_write(engine):
     with engine.connect() as conn:
-        conn.execute(sa.text("set role pae_reader"))
-        assert conn.execute(sa.text("select count(*) from analytics.predictions")).scalar_one() >= 0
+        ws = conn.execute(sa.text("insert into analytics.entities (entity_type, entity_id, external_id)"
+                                  " values ('workspace', gen_random_uuid(), 'reader-visible') returning entity_id"
+                                  )).scalar_one()
+        conn.execute(sa.text("set role pae_reader"))  # same transaction: the reader sees the row it may read
+        assert conn.execute(sa.text("select external_id from analytics.entities where entity_id = :id"),
+                            {"id": ws}).scalar_one() == "reader-visible"
         with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
             conn.execute(sa.text(
                 "insert into analytics.entities (entity_type, entity_id, external_id)"

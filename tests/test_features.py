@@ -5,15 +5,25 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.ingest.extract import dates_to_extract, extract, read_staged_events, staged_dates
-from pipelines.features.sets import AGENT_DAILY, FEATURE_SETS, USER_BEHAVIOUR, WORKSPACE_DAILY
-from pipelines.features.store import build_feature_store, read_offline
 from pipelines.features.builders import (
     build_agent_features,
     build_user_features,
     build_workspace_features,
     daily_aggregates,
     daily_series,
+)
+from pipelines.features.sets import (
+    AGENT_DAILY,
+    FEATURE_SETS,
+    USER_BEHAVIOUR,
+    WORKSPACE_DAILY,
+)
+from pipelines.features.store import build_feature_store, read_offline
+from pipelines.ingest.extract import (
+    dates_to_extract,
+    extract,
+    read_staged_events,
+    staged_dates,
 )
 from pipelines.ingest.load import load_events
 from tests.conftest import make_events

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from pipelines.simulator import generate
-from pipelines.simulator.generate import generate_platform, series_realism_stats
+from pipelines.simulator.generate import generate_platform
+from pipelines.simulator.realism import series_realism_stats
 
 END = date(2026, 11, 24)
 EVENT_COLUMNS = ["event_time", "workspace_id", "user_id", "agent_id", "feature", "credits", "status", "count"]

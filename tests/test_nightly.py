@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipelines.simulator.generate import generate_platform
-from pipelines.ingest.load import load_events
 from core.settings import Settings, get_settings
+from pipelines.ingest.load import load_events
+from pipelines.simulator.generate import generate_platform
 
 pytestmark = pytest.mark.slow
 END = date(2026, 6, 30)
@@ -24,7 +24,8 @@ def nightly_env(tmp_path_factory, engine, db_url):
     root = tmp_path_factory.mktemp("nightly")
     mp = pytest.MonkeyPatch()
     for k, v in {"DATABASE_URL": db_url, "PAE_DATA_DIR": str(root / "pae"), "PAE_SHARDS": "2",
-                 "PAE_CHURN_MIN_EXAMPLES": "20"}.items():
+                 "PAE_CHURN_MIN_EXAMPLES": "20",
+                 "PAE_API_KEY_PEPPER": "nightly-test-pepper"}.items():
         mp.setenv(k, v)
     get_settings.cache_clear()
     generate_platform(15, 240, seed=11, out_dir=root / "gen", end_date=END)
@@ -92,8 +93,8 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
     for name in ("holdout_summary.csv", "backtest_summary.csv", "backtest_summary_features.csv"):
         assert members <= set(pd.read_csv(reports / name)["model"]), name
     with engine.connect() as conn:
-        n_fallbacks = conn.execute(sa.text("select sum((details->>'n_fallbacks')::int) from analytics.pipeline_runs"
-                                           " where step like 'forecast_shard_%' and status = 'success'")).scalar()
+        n_fallbacks = conn.execute(sa.text("select sum((details->'details'->>'n_fallbacks')::int) from analytics.pipeline_runs"
+                                           " where step like 'predict_consumption_%' and status = 'success'")).scalar()
     fallbacks = pd.read_csv(reports / "fallbacks.csv")  # every fallback, not the sample kept in the run record
     assert len(fallbacks) == n_fallbacks > 0 and set(fallbacks["level"]) <= {"total", "feature"}
     calendars = pd.read_csv(reports / "holiday_calendars.csv")

@@ -10,18 +10,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.ingest.extract import EVENT_SCHEMA, partition_path
-from pipelines.features.sets import FEATURE_SETS
-from pipelines.features.builders import build_agent_features, build_user_features, build_workspace_features, daily_aggregates
-from pipelines.quality import (
-    QualityGateError,
-    QualityReport,
-    daily_row_counts,
-    enforce,
-    feature_bounds,
-    validate_features,
-    validate_raw_events,
+from pipelines.features.builders import (
+    build_agent_features,
+    build_user_features,
+    build_workspace_features,
+    daily_aggregates,
 )
+from pipelines.features.gate import feature_bounds, validate_features
+from pipelines.features.sets import FEATURE_SETS
+from pipelines.ingest.extract import EVENT_SCHEMA, partition_path
+from pipelines.ingest.gate import daily_row_counts, validate_raw_events
+from pipelines.quality import QualityGateError, QualityReport, enforce
 from tests.conftest import make_events
 
 D = date(2026, 3, 31)

@@ -29,11 +29,27 @@ Choices:
   (ETS) or half a year (ARIMA) of history; GlobalGBM uses ``n_jobs`` XGBoost threads.
 * Models are deterministic given their seeds.
 """
-from .base import SEASON_LENGTH, Fallback, Forecaster, ForecastInputError, Panel, SeasonalNaive
-from .ensemble import ConformalCalibrator, ConformalForecaster, Ensemble, default_members
-from .evaluation import Evaluation, coverage, cross_validation, evaluate, mape, mase, smape, wape
+from .base import Fallback, Forecaster, SeasonalNaive
+from .checks import SEASON_LENGTH, ForecastInputError
+from .ensemble import (
+    ConformalCalibrator,
+    ConformalForecaster,
+    Ensemble,
+    default_members,
+)
+from .evaluation import (
+    Evaluation,
+    coverage,
+    cross_validation,
+    evaluate,
+    mape,
+    mase,
+    smape,
+    wape,
+)
 from .gbm import GlobalGBM
 from .members import ARIMA, ETS, Prophet, Theta
+from .panel import Panel
 from .robust import Robust
 
 MODELS = {

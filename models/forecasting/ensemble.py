@@ -7,20 +7,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .base import (
-    BaseForecaster,
-    Fallback,
-    ForecastInputError,
-    Panel,
-    SeasonalNaive,
-    check_horizon,
-    check_level,
-    finalise,
-    mase_scale,
-)
+from .base import BaseForecaster, Fallback, SeasonalNaive
+from .baselines import finalise
+from .checks import ForecastInputError, check_horizon, check_level
 from .evaluation import backtest, check_names
 from .gbm import GlobalGBM
 from .members import ARIMA, ETS, Prophet, Theta
+from .panel import Panel, mase_scale
 from .robust import Robust
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from .base import BaseForecaster, ForecastInputError, Panel, check_horizon, check_level, mase_scale
+from .base import BaseForecaster
+from .checks import ForecastInputError, check_horizon, check_level
+from .panel import Panel, mase_scale
 
 _KEY_COLS = ("cutoff", "y")
 _shared_windows: dict | None = None

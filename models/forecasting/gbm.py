@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .base import SEASON_LENGTH, BaseForecaster, Panel, check_holiday_country, holiday_days, z_value
+from .base import BaseForecaster
+from .checks import SEASON_LENGTH, check_holiday_country, holiday_days, z_value
+from .panel import Panel
 
 
 @dataclass(frozen=True)

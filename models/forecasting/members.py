@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .base import SEASON_LENGTH, ForecastInputError, PerSeriesForecaster, check_holiday_country
+from .base import PerSeriesForecaster
+from .checks import SEASON_LENGTH, ForecastInputError, check_holiday_country
 
 
 class _StatsForecastMember(PerSeriesForecaster):

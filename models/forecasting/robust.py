@@ -26,7 +26,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .base import BaseForecaster, ForecastInputError, Panel, check_holiday_country, check_level, finalise, holiday_days
+from .base import BaseForecaster
+from .baselines import finalise
+from .checks import ForecastInputError, check_holiday_country, check_level, holiday_days
+from .panel import Panel
 
 logger = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from core.settings import REPO_ROOT, Settings
+from pipelines.features.builders import DailyAggregates, build_user_features
 from pipelines.features.sets import USER_BEHAVIOUR
 from pipelines.features.store import load_daily_aggregates, read_offline, write_offline
-from pipelines.features.builders import DailyAggregates, build_user_features
-from core.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,13 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     Returns a reference dict: ``status`` (``success`` | ``insufficient_data`` | ``skipped``), counts,
     metrics, the MLflow run id and model version, and ``scores_path`` (Parquet) when scores were made.
     """
-    from models.churn import CLASSIFIER_KINDS, ChurnModel, InsufficientDataError, evaluate
+    from models.churn import (
+        CLASSIFIER_KINDS,
+        ChurnModel,
+        InsufficientDataError,
+        evaluate,
+    )
+    from pipelines.churn.wording import with_words
     from pipelines.registry import fingerprint, promote, record_ml_model, register
 
     t0 = time.perf_counter()
@@ -141,12 +147,15 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     is_test = frame["as_of"] == pd.Timestamp(test_date)
     from models.churn import TrainingSet
 
-    train = TrainingSet.from_frame(frame[~is_test].reset_index(drop=True), days_to_inactivity="days_to_inactivity")
+    features = [c for c in USER_BEHAVIOUR.columns if c in frame]
+    train = TrainingSet.from_frame(frame[~is_test].reset_index(drop=True), features=features,
+                                   days_to_inactivity="days_to_inactivity")
     test = frame[is_test].reset_index(drop=True)
     ref["n_train"], ref["n_test"] = int((~is_test).sum()), int(is_test.sum())
     try:
         model = ChurnModel.fit(train, kinds=kinds or CLASSIFIER_KINDS, n_folds=3,
-                               min_per_class=settings.churn_min_examples, random_state=0)
+                               min_per_class=settings.churn_min_examples, random_state=0,
+                               feature_set=USER_BEHAVIOUR.key)
     except InsufficientDataError as exc:
         ref.update(status="insufficient_data", reason=str(exc), counts=exc.counts)
         return ref
@@ -185,7 +194,8 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
 
     t1 = time.perf_counter()
     population = snapshot_features(settings, agg, run_date)
-    scored = model.predict(population[model.feature_columns])
+    X = population[model.feature_columns]
+    scored = with_words(model.predict(X), X)  # drivers (data) -> risk_factors and recommended_actions
     scores = pd.concat([population[["workspace_id", "user_id"]], scored.reset_index(drop=True)], axis=1)
     scores["model_version"] = version
     for col in ("risk_factors", "recommended_actions"):  # JSON text: Parquet would turn lists into arrays

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import holidays as holidays_lib
 import numpy as np
 import pandas as pd
 
-from pipelines.features.sets import AGENT_DAILY, USER_BEHAVIOUR, WEEKLY_SEQUENCE_WEEKS, WORKSPACE_DAILY
-
-TOTAL = "total"
+from pipelines.features.sets import (
+    AGENT_DAILY,
+    USER_BEHAVIOUR,
+    WEEKLY_SEQUENCE_WEEKS,
+    WORKSPACE_DAILY,
+)
 
 
 @dataclass
@@ -297,8 +300,3 @@ def build_agent_features(agg: DailyAggregates, as_of: date) -> pd.DataFrame:
     split = out.index.str.split("\x1f", n=1)
     out.index = pd.MultiIndex.from_tuples([tuple(s) for s in split], names=keys)
     return _finish(out, AGENT_DAILY.dtypes, keys)
-
-
-def as_of_dates(last: date, n: int, step_days: int) -> list[date]:
-    """``n`` snapshot dates ending at ``last``, ``step_days`` apart, oldest first."""
-    return [last - timedelta(days=step_days * i) for i in reversed(range(n))]

@@ -23,17 +23,22 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, staged_dates
-from pipelines.features.sets import AGENT_DAILY, USER_BEHAVIOUR, WORKSPACE_DAILY, FeatureSet
+from core.contracts import TOTAL
+from core.ids import entity_uuid
 from pipelines.features.builders import (
-    TOTAL,
     DailyAggregates,
     build_agent_features,
     build_user_features,
     build_workspace_features,
     daily_aggregates,
 )
-from core.ids import entity_uuid
+from pipelines.features.sets import (
+    AGENT_DAILY,
+    USER_BEHAVIOUR,
+    WORKSPACE_DAILY,
+    FeatureSet,
+)
+from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, staged_dates
 
 log = logging.getLogger(__name__)
 

@@ -21,20 +21,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 
+from core.contracts import event_arrow_schema
+
 log = logging.getLogger(__name__)
 
-EVENT_SCHEMA = pa.schema(
-    [
-        ("event_time", pa.timestamp("us", tz="UTC")),
-        ("workspace_id", pa.string()),
-        ("user_id", pa.string()),
-        ("agent_id", pa.string()),
-        ("feature", pa.string()),
-        ("credits", pa.float64()),
-        ("status", pa.string()),
-        ("count", pa.int64()),
-    ]
-)
+EVENT_SCHEMA = event_arrow_schema()
 _CHUNK_DAYS = 31
 
 _COPY_SQL = """

@@ -23,13 +23,14 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.contracts import EVENT_STATUSES, REQUIRED_EVENT_COLUMNS
 from core.ids import entity_uuid
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("event_time", "workspace_id", "user_id", "agent_id", "feature", "credits", "status")
+REQUIRED_COLUMNS = REQUIRED_EVENT_COLUMNS
 OPTIONAL_COLUMNS = ("count", "event_id")
-STATUSES = ("ok", "error")
+STATUSES = EVENT_STATUSES
 
 
 class EventSchemaError(ValueError):

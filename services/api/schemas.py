@@ -70,7 +70,7 @@ class RiskFactor(BaseModel):
 
 
 class RecommendedAction(BaseModel):
-    """An intervention from the documented driver → action mapping (``models.churn.ACTIONS``)."""
+    """An intervention from the documented driver → action mapping (``pipelines/churn/wording.py``, ``ACTIONS``)."""
 
     action_id: str
     title: str

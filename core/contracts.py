@@ -1,0 +1,64 @@
+"""Contracts other parts rely on, defined once: prediction kinds, metric names, statuses, the event schema.
+
+The API, the BI views, the dashboard and the pipeline all use these names; the storage contract is in
+DESIGN.md and the migrations under ``sql/``.
+"""
+from __future__ import annotations
+
+from typing import Final
+
+# analytics.predictions.dimension of a workspace's whole (not broken down by feature/service or agent)
+TOTAL: Final = "total"
+
+# analytics.predictions.prediction_type
+CREDIT_CONSUMPTION: Final = "credit_consumption"
+GROWTH: Final = "growth"
+PEAK_USAGE: Final = "peak_usage"
+ERROR_RATE: Final = "error_rate"
+
+# analytics.predictions.target_metric of credit_consumption
+CREDITS: Final = "credits"
+CREDITS_CUMULATIVE: Final = "credits_cumulative"  # running total from the first forecast day
+
+# analytics.predictions.granularity and scenario defaults
+DAY: Final = "day"
+LIKELY: Final = "likely"
+
+# analytics.churn_predictions target (ml_models.target_metric)
+CHURN_30D: Final = "churn_30d"
+
+# usage_events.status
+EVENT_STATUSES: Final = ("ok", "error")
+
+# The source contract (DESIGN.md): column -> Arrow type name, in staging order. ``count`` is optional in
+# input files (rows that aggregate identical calls) and always present once staged.
+EVENT_COLUMNS: Final = {
+    "event_time": "timestamp[us, tz=UTC]",
+    "workspace_id": "string",
+    "user_id": "string",
+    "agent_id": "string",
+    "feature": "string",
+    "credits": "float64",
+    "status": "string",
+    "count": "int64",
+}
+REQUIRED_EVENT_COLUMNS: Final = tuple(c for c in EVENT_COLUMNS if c != "count")
+
+
+class RunStatus:
+    """analytics.pipeline_runs.status and the status of a prediction kind's result."""
+
+    RUNNING: Final = "running"
+    SUCCESS: Final = "success"
+    FAILED: Final = "failed"
+    SKIPPED: Final = "skipped"
+    INSUFFICIENT_DATA: Final = "insufficient_data"
+
+
+def event_arrow_schema():
+    """The staged events' Arrow schema (pyarrow is imported only by callers that need it)."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(),
+             "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC")}
+    return pa.schema([(name, types[t]) for name, t in EVENT_COLUMNS.items()])

@@ -1,0 +1,95 @@
+"""Credit consumption as a prediction kind: shards of workspaces forecast in parallel, then one merge that
+tracks the run in MLflow, registers it (champion/challenger) and hands the forecasts to the publisher.
+
+A challenger whose holdout WAPE is worse than the champion's by more than ``promotion_tolerance`` is
+not published, so the previous forecasts stay served.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core.contracts import CREDIT_CONSUMPTION, RunStatus
+from core.settings import Settings
+from pipelines.consumption.evaluation import (
+    merge_importance,
+    summarize,
+    summarize_cumulative,
+)
+from pipelines.consumption.forecast import DAILY_METRIC, ensemble_params, forecast_shard
+from pipelines.consumption.tracking import log_run, shard_frames
+from pipelines.registry import ModelRecord, fingerprint, register_version
+from pipelines.results import KindResult, ShardResult
+
+MODEL_NAME = "pae-credit-consumption"
+
+
+class ConsumptionKind:
+    name = "consumption"
+    feature_sets = ("workspace_daily",)
+
+    def shards(self, settings: Settings) -> list[int]:
+        return list(range(settings.shards))
+
+    def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
+        ref = forecast_shard(settings, run_date, shard, settings.shards)
+        return ShardResult(kind=self.name, shard=shard, path=ref["path"], n_series=ref["n_series"],
+                           n_rows=ref["n_rows"], details=ref)
+
+    def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
+        """Merge shard outputs, track and register the model, decide whether to publish."""
+        as_of = run_date
+        refs = [r.details for r in shards if r.n_rows]
+        if not refs:
+            return KindResult(kind=self.name, status=RunStatus.SKIPPED, reason="no workspace had history to forecast")
+        root = settings.data_dir / "forecasts" / f"as_of={as_of.isoformat()}"
+        frame = pd.concat([pd.read_parquet(Path(r["path"]) / "forecast.parquet") for r in refs], ignore_index=True)
+        per_series = shard_frames(refs, "holdout_metrics.parquet")
+        summary = summarize(per_series) if len(per_series) else pd.DataFrame()
+        metrics: dict = {}
+        if len(summary):
+            for row in summary.itertuples():
+                for col in ("median_mase", "median_mape", "median_smape", "pooled_wape", "pooled_period_err",
+                            "coverage_80", "coverage_95"):
+                    if hasattr(row, col):
+                        metrics[f"holdout_{row.model}_{col}"] = float(getattr(row, col))
+        cumulative = shard_frames(refs, "holdout_cumulative.parquet")
+        if len(cumulative):
+            metrics.update({f"holdout_Ensemble_{k}": v for k, v in summarize_cumulative(cumulative).items()})
+        ens = summary[summary["model"] == "Ensemble"].iloc[0] if len(summary) else None
+        value = float(ens["pooled_wape"]) if ens is not None else float("nan")
+
+        importance = merge_importance([(r["n_workspaces"], json.loads((Path(r["path"]) / "importance.json").read_text()))
+                                       for r in refs if (Path(r["path"]) / "importance.json").exists()])
+        frame_path = root / "forecast.parquet"
+        params = {"as_of": as_of.isoformat(), "horizon_days": settings.forecast_horizon_days,
+                  "level": settings.forecast_level, "holdout_days": settings.forecast_holdout_days,
+                  "shards": len(refs), "history_days": settings.forecast_history_days,
+                  **{f"ensemble_{k}": v for k, v in ensemble_params(settings).items()}}
+        run_id, model_uri, artifact_uri = log_run(settings, as_of, refs, frame, params, metrics, per_series, summary,
+                                                  cumulative, importance)
+        record = ModelRecord(model_type="ensemble_forecaster", target_metric=DAILY_METRIC, training_params=params,
+                             performance_metrics=metrics, feature_importance=importance or None,
+                             training_data_start=min(date.fromisoformat(r["history_start"]) for r in refs),
+                             training_data_end=as_of)
+        decision = register_version(engine, settings, model_name=MODEL_NAME, model_uri=model_uri,
+                                    artifact_uri=artifact_uri, metric="holdout_wape", value=value,
+                                    lower_is_better=True, tolerance=settings.promotion_tolerance,
+                                    print_hash=fingerprint(as_of, params, frame), record=record)
+        frame["model_version"] = decision.version
+        frame.to_parquet(frame_path)
+        return KindResult(
+            kind=self.name, status=RunStatus.SUCCESS if decision.promoted else RunStatus.SKIPPED,
+            reason=None if decision.promoted else f"challenger not promoted: {decision.reason}",
+            publish_to="predictions", prediction_type=CREDIT_CONSUMPTION,
+            frame_path=str(frame_path) if decision.promoted else None, model_version=decision.version,
+            mlflow_run_id=run_id, metrics={"holdout_wape": value}, counts={"rows": len(frame)},
+            details={"promotion": decision.as_dict(),
+                     "summary": summary.to_dict("records") if len(summary) else []})
+
+
+KIND = ConsumptionKind()

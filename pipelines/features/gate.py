@@ -1,0 +1,128 @@
+"""The feature gate: the declared feature sets (``pipelines.features.sets``) as of a date.
+
+``validate_features`` checks a non-empty frame, entity keys and declared columns present with their
+declared dtypes, unique non-null entity keys, null rates, value ranges (``feature_bounds``) and
+orderings between columns (recency <= tenure, ...).
+"""
+from __future__ import annotations
+
+import time as timer
+from datetime import date
+from functools import partial
+
+import pandas as pd
+
+from pipelines.features.sets import FEATURE_SETS, WEEKLY_SEQUENCE_WEEKS, FeatureSet
+from pipelines.quality import QualityReport, _meta, _run, gxe, register_suite
+
+MAX_NULL_RATE = 0.0  # per declared feature column
+ENTITY_KEYS = {"workspace": ["workspace_id"], "user": ["workspace_id", "user_id"],
+               "agent": ["workspace_id", "agent_id"]}
+
+_FEATURE_DTYPES = {"float": "float64", "int": "int64", "bool": "bool"}
+
+# Feature ranges: a numeric column not listed here is >= 0, unless it is unbounded.
+_UNIT = (0, 1)
+_FEATURE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "error_rate_28": _UNIT,
+    "error_rate_t": _UNIT,
+    **{f"error_rate_roll_{w}_{stat}": _UNIT for w in (7, 28) for stat in ("mean", "std", "max")},
+    "error_rate_trend_7": (-1, 1),
+    "zero_share_28": _UNIT,
+    "seasonal_strength_7": _UNIT,
+    "trend_strength": _UNIT,
+    "frequency_90": _UNIT,
+    "share_of_ws_credits_28": _UNIT,
+    "dow_t": (0, 6),
+    "history_days": (1, None),
+    "tenure_days": (1, None),
+    "active_days_7": (0, 7),
+    "active_days_28": (0, 28),
+    "active_days_prev_28": (0, 28),
+    "active_days_90": (0, 90),
+    **{f"weekly_active_w{i}": (0, 7) for i in range(WEEKLY_SEQUENCE_WEEKS)},
+    "engagement_drop_28": (-28, 28),
+}
+_UNBOUNDED = {"stl_trend_t", "stl_trend_slope_28", "activity_slope_8w", "error_rate_zscore_t"}
+# Column pairs (a, b) with b <= a on every row.
+_FEATURE_ORDER = {
+    "workspace_daily": [("active_users_7", "active_users_t"), ("active_users_28", "active_users_7"),
+                        ("users_ever", "active_users_28")],
+    "user_behaviour": [("tenure_days", "recency_days"), ("active_days_28", "active_days_7"),
+                       ("active_days_90", "active_days_28")],
+    "agent_daily": [],
+}
+
+
+def feature_bounds(fs: FeatureSet) -> dict[str, tuple[float | None, float | None]]:
+    """The ``(min, max)`` range checked for each bounded column of a feature set (``None``: open end)."""
+    return {f.name: _FEATURE_BOUNDS.get(f.name, (0, None))
+            for f in fs.features if f.dtype != "bool" and f.name not in _UNBOUNDED}
+
+
+def _feature_expectations(fs: FeatureSet) -> list[gxe.Expectation]:
+    m, keys = partial(_meta, fs.name), ENTITY_KEYS[fs.entity]
+    unique = (gxe.ExpectColumnValuesToBeUnique(column=keys[0], meta=m("unique_key"),
+                                               description=f"one row per {keys[0]}")
+              if len(keys) == 1 else
+              gxe.ExpectCompoundColumnsToBeUnique(column_list=keys, meta=m("unique_key"),
+                                                  description=f"one row per ({', '.join(keys)})"))
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=m("not_empty"), description=f"at least one {fs.entity}"),
+        gxe.ExpectTableColumnsToMatchSet(column_set=[*keys, *fs.columns], exact_match=False, meta=m("columns_present"),
+                                         description=f"entity keys and the {len(fs.columns)} declared columns"
+                                                     " are present"),
+        *[gxe.ExpectColumnTypeToBe(column=f.name, type_=_FEATURE_DTYPES[f.dtype], meta=m("type"),
+                                   description=f"{f.name} has dtype {_FEATURE_DTYPES[f.dtype]}") for f in fs.features],
+        *[gxe.ExpectColumnValuesToNotBeNull(column=k, meta=m("key_not_null"), description=f"{k} is never null")
+          for k in keys],
+        unique,
+        *[gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=1 - MAX_NULL_RATE, meta=m("null_rate"),
+                                            description=f"{c} has at most {MAX_NULL_RATE:.0%} nulls")
+          for c in fs.columns],
+        *[gxe.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi, meta=m("range"),
+                                            description=f"{lo} <= {c}" + ("" if hi is None else f" <= {hi}"))
+          for c, (lo, hi) in feature_bounds(fs).items()],
+        *[gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=a, column_B=b, or_equal=True, meta=m("column_order"),
+                                                      description=f"{b} <= {a}")
+          for a, b in _FEATURE_ORDER[fs.name]],
+    ]
+
+
+for _name, _fs in FEATURE_SETS.items():
+    register_suite(_name, partial(_feature_expectations, _fs))
+
+
+def validate_features(frames: dict[str, pd.DataFrame], as_of: date) -> QualityReport:
+    """Validate feature-set frames as of a date.
+
+    Args:
+        frames: Feature set name (``workspace_daily``, ``user_behaviour``, ``agent_daily``) → its frame, as
+            the ``build_*_features`` functions return it (entity keys plus the declared columns). Sets not
+            given are not checked.
+        as_of: The as-of date of the frames.
+
+    Returns:
+        The report; ``enforce`` it to stop the run on failure.
+
+    Raises:
+        ValueError: A key is not a declared feature set.
+    """
+    unknown = sorted(set(frames) - set(FEATURE_SETS))
+    if unknown:
+        raise ValueError(f"Unknown feature sets {unknown}: keys must be among {sorted(FEATURE_SETS)}.")
+    started = timer.perf_counter()
+    results = []
+    for name, frame in frames.items():
+        keys = [k for k in ENTITY_KEYS[FEATURE_SETS[name].entity] if k in frame.columns]
+        checked = _run(name, frame, keys)
+        if frame.empty:  # one clear failure instead of dtype noise from an empty frame
+            for r in checked:
+                if r["name"] == "not_empty":
+                    r["note"] = f"{name} has no rows as of {as_of}: nothing to train on or score"
+                elif r["name"] != "columns_present" and not r["skipped"]:
+                    r.update(success=True, skipped=True, note="no rows")
+        results += checked
+    return QualityReport(suite="features", as_of=as_of, passed=all(r["success"] for r in results), results=results,
+                         rows={name: len(frame) for name, frame in frames.items()},
+                         elapsed_s=timer.perf_counter() - started)
