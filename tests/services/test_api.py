@@ -11,7 +11,7 @@ from core.ids import entity_uuid
 from core.settings import Settings
 from services.api.main import create_app
 from services.keys import create_api_key, revoke_api_key
-from tests.test_service import AS_OF, add_workspace, seed_churn, seed_consumption
+from tests.services.test_service import AS_OF, add_workspace, seed_churn, seed_consumption
 
 PEPPER = "test-pepper"
 CONSUMPTION = "/api/analytics/predictions/consumption"

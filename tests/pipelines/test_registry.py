@@ -42,6 +42,11 @@ def test_first_version_becomes_champion_then_worse_challenger_is_refused(registr
 def test_higher_is_better_metrics(registry):
     settings, client, add = registry
     v1 = add(0.88)
-    promote("m", v1, "wape", 0.88, settings, lower_is_better=False)
-    v2 = add(0.80)
-    assert not promote("m", v2, "wape", 0.80, settings, lower_is_better=False, tolerance=0.03).promoted
+    assert promote("m", v1, "wape", 0.88, settings, lower_is_better=False).reason == "no champion yet"
+    v2 = add(0.80)  # AUC-like: 0.80 is worse than 0.88 by more than 3%
+    refused = promote("m", v2, "wape", 0.80, settings, lower_is_better=False, tolerance=0.03)
+    assert not refused.promoted and refused.champion_value == 0.88
+    v3 = add(0.90)
+    assert promote("m", v3, "wape", 0.90, settings, lower_is_better=False, tolerance=0.03).promoted
+    assert str(client.get_model_version_by_alias("m", CHAMPION).version) == v3
+    assert str(client.get_model_version_by_alias("m", CHALLENGER).version) == v3

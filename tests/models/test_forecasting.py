@@ -31,7 +31,7 @@ from models.forecasting import (
 )
 from pipelines.forecast_file import add_forecast_parser, forecast_file
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 FORECAST_COLS = ["unique_id", "ds", "yhat", "yhat_lower", "yhat_upper"]
 
 
