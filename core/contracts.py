@@ -53,6 +53,7 @@ class RunStatus:
     FAILED: Final = "failed"
     SKIPPED: Final = "skipped"
     INSUFFICIENT_DATA: Final = "insufficient_data"
+    ABANDONED: Final = "abandoned"  # left running by a process that died
 
 
 def event_arrow_schema():

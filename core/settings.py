@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +25,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "PAE_MLFLOW_TRACKING_URI")
     )
     late_window_days: int = Field(default=3, ge=0, description="Recent days re-read by extract for late events.")
+    backfill_days: int = Field(default=1096, ge=60, description="The first run stages at most this many days "
+                               "before the run date (older events stay in the source, unused).")
     churn_window_days: int = Field(default=30, ge=1)
     churn_min_examples: int = Field(default=100, ge=1, description="Min churned and retained training rows.")
     churn_training_snapshots: int = Field(default=8, ge=2, description="Weekly as-of snapshots churn trains on.")
@@ -31,6 +34,9 @@ class Settings(BaseSettings):
                                           "of a snapshot are scored (and labelled in training).")
     churn_min_history_days: int = Field(default=28, ge=1, description="History a training snapshot needs "
                                         "before it (earlier snapshots are dropped).")
+    churn_lookback_days: int = Field(default=365, ge=28, le=365, description="Churn scores (and trains on) every "
+                                     "user seen within this many days of the as-of date, each with a state "
+                                     "(active/lapsing/dormant); the feature store keeps users seen within 365.")
     shards: int = Field(default=4, ge=1, description="Workspace shards mapped onto Airflow workers.")
     threads: int = Field(default=2, ge=1, description="Thread count for OpenMP/BLAS/n_jobs.")
     forecast_horizon_days: int = Field(default=30, ge=1, le=365, description="Days ahead published.")
@@ -52,6 +58,8 @@ class Settings(BaseSettings):
                                        "before a challenger is refused.")
     churn_promotion_tolerance: float = Field(default=0.03, ge=0, description="Churn: relative out-of-time AUC slack.")
     future_tolerance_seconds: int = Field(default=300, ge=0, description="Clock skew allowed on event_time.")
+    earliest_event_date: date = Field(default=date(2000, 1, 1), description="pae load-events rejects events "
+                                      "before this date (an event in 1970 would make extract stage 20,000 days).")
     api_database_url: str | None = Field(
         default=None,
         description="URL the API connects with. Unset: database_url with the user swapped to the read-only "

@@ -65,13 +65,20 @@ def cmd_load_events(args: argparse.Namespace) -> int:
     migrate(engine)
     try:
         s = load_events(engine, Path(args.file), settings.rejects_dir,
-                        future_tolerance_seconds=settings.future_tolerance_seconds)
+                        future_tolerance_seconds=settings.future_tolerance_seconds,
+                        earliest_event_date=settings.earliest_event_date)
     except (EventSchemaError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(s.as_dict(), indent=2))
     if s.rows_rejected:
         print(f"{s.rows_rejected} row(s) rejected and not loaded; see {s.reject_report}", file=sys.stderr)
+    for failed in s.files_failed:
+        print(f"error: {failed['file']}: {failed['reason']} (file not loaded)", file=sys.stderr)
+    if s.files_failed:
+        print(f"{len(s.files_failed)} of {s.files_loaded + len(s.files_failed)} file(s) could not be read; "
+              "the others were loaded", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -79,7 +86,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from pipelines.ingest.extract import extract
 
     settings = get_settings()
-    s = extract(_engine(), args.date, settings.staging_dir, settings.late_window_days)
+    s = extract(_engine(), args.date, settings.staging_dir, settings.late_window_days, settings.backfill_days)
     print(json.dumps(s.as_dict(), indent=2))
     return 0
 
@@ -88,7 +95,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     from pipelines.features.store import build_feature_store
 
     settings = get_settings()
-    s = build_feature_store(_engine(), settings.staging_dir, settings.offline_store_dir, args.date)
+    s = build_feature_store(_engine(), settings.staging_dir, settings.offline_store_dir, args.date,
+                            holiday_country=settings.holiday_country)
     print(json.dumps(s.as_dict(), indent=2))
     return 0
 

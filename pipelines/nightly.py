@@ -45,7 +45,7 @@ def extract_step(run_date: str, settings: Settings | None = None) -> dict:
     migrate(engine)
     d = date.fromisoformat(run_date)
     with recorded_step(engine, "extract", d) as rec:
-        s = extract(engine, d, settings.staging_dir, settings.late_window_days)
+        s = extract(engine, d, settings.staging_dir, settings.late_window_days, settings.backfill_days)
         rec.row_counts = {"rows": s.rows, "days": len(s.dates)}
         rec.details = s.as_dict()
     return s.as_dict()
@@ -73,7 +73,8 @@ def features_step(run_date: str, settings: Settings | None = None) -> dict:
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
     with recorded_step(engine, "features", d) as rec:
-        s = build_feature_store(engine, settings.staging_dir, settings.offline_store_dir, d)
+        s = build_feature_store(engine, settings.staging_dir, settings.offline_store_dir, d,
+                                holiday_country=settings.holiday_country)
         rec.row_counts = s.rows
         rec.details = s.as_dict()
     return s.as_dict()
@@ -92,11 +93,25 @@ def validate_features_step(run_date: str, settings: Settings | None = None) -> d
         missing = [k for k, v in frames.items() if v is None]
         if missing:
             raise RuntimeError(f"feature sets {missing} were not built for {d}; run the features step first")
-        report = validate_features(frames, d)
-        rec.details = {"quality": report.as_dict()}
+        # an entity the data does not have (no agents, no user ids) is not an error: the kinds that need
+        # it are skipped with a note (``predict_step``); what exists is still gated
+        report = validate_features(frames, d, may_be_empty=frozenset(FEATURE_SETS))
+        empty = sorted(k for k, v in frames.items() if v.empty)
+        rec.details = {"quality": report.as_dict(), "empty_feature_sets": empty}
         rec.row_counts = {k: len(v) for k, v in frames.items()}
         enforce(report)
-    return {"passed": True, "rows": {k: len(v) for k, v in frames.items()}}
+    return {"passed": True, "rows": {k: len(v) for k, v in frames.items()}, "empty_feature_sets": empty}
+
+
+def _empty_feature_sets(settings: Settings, d: date, names: tuple[str, ...]) -> list[str]:
+    """Feature sets among ``names`` with no rows as of ``d`` (row counts from the Parquet footers)."""
+    import pyarrow.parquet as pq
+
+    from pipelines.features.sets import FEATURE_SETS
+    from pipelines.features.store import offline_path
+
+    return [n for n in names
+            if pq.ParquetFile(offline_path(settings.offline_store_dir, FEATURE_SETS[n], d)).metadata.num_rows == 0]
 
 
 def kind_shards_step(kind: str, settings: Settings | None = None) -> list[int]:
@@ -122,7 +137,13 @@ def predict_step(run_date: str, kind: str, shard: int, kinds: str | list[str] | 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
     with recorded_step(engine, f"predict_{kind}_{shard}", d) as rec:
-        result = get_kind(kind).run_shard(settings, engine, d, shard)
+        empty = _empty_feature_sets(settings, d, get_kind(kind).feature_sets)
+        if empty:
+            reason = f"no rows in {', '.join(empty)} as of {d} (e.g. no agents or no user ids in the data): {kind} skipped"
+            result = ShardResult(kind=kind, shard=shard, status=RunStatus.INSUFFICIENT_DATA,
+                                 details={"status": RunStatus.INSUFFICIENT_DATA, "reason": reason})
+        else:
+            result = get_kind(kind).run_shard(settings, engine, d, shard)
         rec.status = result.status
         rec.row_counts = {"series": result.n_series, "rows": result.n_rows}
         rec.mlflow_run_ids = [result.mlflow_run_id] if result.mlflow_run_id else []
@@ -141,7 +162,10 @@ def finalize_step(run_date: str, kind: str, shards: list[ShardResult | dict], ki
     d = date.fromisoformat(run_date)
     results = [ShardResult.model_validate(s) for s in shards]
     with recorded_step(engine, f"finalize_{kind}", d) as rec:
-        result = get_kind(kind).finalize(settings, engine, d, results)
+        if results and all(r.status == RunStatus.INSUFFICIENT_DATA for r in results):
+            result = KindResult(kind=kind, status=RunStatus.INSUFFICIENT_DATA, reason=results[0].details.get("reason"))
+        else:
+            result = get_kind(kind).finalize(settings, engine, d, results)
         rec.status = result.status
         rec.row_counts = result.counts
         rec.mlflow_run_ids = [result.mlflow_run_id] if result.mlflow_run_id else []

@@ -1,13 +1,29 @@
 """Per-series work over forked worker processes."""
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
+import sys
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from typing import Any
 
 import numpy as np
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: the kernel kills this worker when its parent dies (Linux ``PR_SET_PDEATHSIG``),
+    so a ``kill -9`` of the pipeline leaves no orphan holding inherited database connections."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def run_chunk(model: Any, method: str, items: list[tuple]) -> list[tuple[bool, Any]]:
@@ -37,6 +53,7 @@ def parallel_map(model: Any, method: str, items: list[tuple], n_jobs: int) -> li
     bounds = np.linspace(0, len(items), 4 * n_jobs + 1).astype(int)
     chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
     # fork: workers inherit imports and compiled code; send a blank clone, not the fitted state
-    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         parts = pool.map(run_chunk, repeat(model.clone()), repeat(method), chunks)
         return [r for part in parts for r in part]

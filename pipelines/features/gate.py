@@ -42,6 +42,12 @@ _FEATURE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "active_days_90": (0, 90),
     **{f"weekly_active_w{i}": (0, 7) for i in range(WEEKLY_SEQUENCE_WEEKS)},
     "engagement_drop_28": (-28, 28),
+    "active_days_365": (0, 365),
+    "p_alive": _UNIT,
+    "gap_mean_days": (1, 365),
+    "usual_gap_days": (1, 365),
+    "ws_usual_gap_days": (1, 365),
+    "longest_gap_days": (0, 364),
 }
 _UNBOUNDED = {"stl_trend_t", "stl_trend_slope_28", "activity_slope_8w", "error_rate_zscore_t"}
 # Column pairs (a, b) with b <= a on every row.
@@ -49,7 +55,7 @@ _FEATURE_ORDER = {
     "workspace_daily": [("active_users_7", "active_users_t"), ("active_users_28", "active_users_7"),
                         ("users_ever", "active_users_28")],
     "user_behaviour": [("tenure_days", "recency_days"), ("active_days_28", "active_days_7"),
-                       ("active_days_90", "active_days_28")],
+                       ("active_days_90", "active_days_28"), ("active_days_365", "active_days_90")],
     "agent_daily": [],
 }
 
@@ -93,7 +99,8 @@ for _name, _fs in FEATURE_SETS.items():
     register_suite(_name, partial(_feature_expectations, _fs))
 
 
-def validate_features(frames: dict[str, pd.DataFrame], as_of: date) -> QualityReport:
+def validate_features(frames: dict[str, pd.DataFrame], as_of: date, may_be_empty: frozenset[str] = frozenset()
+                      ) -> QualityReport:
     """Validate feature-set frames as of a date.
 
     Args:
@@ -101,6 +108,8 @@ def validate_features(frames: dict[str, pd.DataFrame], as_of: date) -> QualityRe
             the ``build_*_features`` functions return it (entity keys plus the declared columns). Sets not
             given are not checked.
         as_of: The as-of date of the frames.
+        may_be_empty: Sets allowed to have no rows (e.g. ``agent_daily`` on a platform without agents):
+            their emptiness is a note, not a failure, and the kinds that need them are skipped.
 
     Returns:
         The report; ``enforce`` it to stop the run on failure.
@@ -118,7 +127,10 @@ def validate_features(frames: dict[str, pd.DataFrame], as_of: date) -> QualityRe
         checked = _run(name, frame, keys)
         if frame.empty:  # one clear failure instead of dtype noise from an empty frame
             for r in checked:
-                if r["name"] == "not_empty":
+                if r["name"] == "not_empty" and name in may_be_empty:
+                    r.update(success=True, skipped=True,
+                             note=f"{name} has no rows as of {as_of}: the kinds that need it are skipped")
+                elif r["name"] == "not_empty":
                     r["note"] = f"{name} has no rows as of {as_of}: nothing to train on or score"
                 elif r["name"] != "columns_present" and not r["skipped"]:
                     r.update(success=True, skipped=True, note="no rows")

@@ -38,11 +38,37 @@ from pipelines.features.sets import (
     WORKSPACE_DAILY,
     FeatureSet,
 )
-from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, staged_dates
+from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, read_staged, staged_dates
 
 log = logging.getLogger(__name__)
 
 DAILY_TABLES = ("workspace_feature", "workspace_total", "user_feature", "agent")
+_DAY, _STR, _INT, _FLOAT = pa.timestamp("us"), pa.string(), pa.int64(), pa.float64()
+# Every partition is written with these schemas, whatever it holds (a month without agents still has a typed
+# agent_id column), and read back cast to them, so files written by older versions (null-typed columns)
+# concatenate with new ones.
+DAILY_SCHEMAS: dict[str, pa.Schema] = {
+    "workspace_feature": pa.schema([("workspace_id", _STR), ("day", _DAY), ("feature", _STR), ("credits", _FLOAT),
+                                    ("calls", _INT), ("errors", _INT), ("active_users", _INT)]),
+    "workspace_total": pa.schema([("workspace_id", _STR), ("day", _DAY), ("credits", _FLOAT), ("calls", _INT),
+                                  ("errors", _INT), ("active_users", _INT)]),
+    "user_feature": pa.schema([("workspace_id", _STR), ("user_id", _STR), ("day", _DAY), ("feature", _STR),
+                               ("credits", _FLOAT), ("calls", _INT), ("errors", _INT)]),
+    "agent": pa.schema([("workspace_id", _STR), ("agent_id", _STR), ("day", _DAY), ("calls", _INT),
+                        ("errors", _INT), ("credits", _FLOAT)]),
+}
+
+
+def daily_table(name: str, frame: pd.DataFrame) -> pa.Table:
+    """A daily-aggregate frame as an Arrow table with its declared schema."""
+    schema = DAILY_SCHEMAS[name]
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def read_daily(path: Path, name: str) -> pa.Table:
+    """One daily-aggregate partition, cast to the declared schema (older files may hold null-typed columns)."""
+    schema = DAILY_SCHEMAS[name]
+    return pq.read_table(path).select(schema.names).cast(schema)
 
 
 def _atomic_write(table: pa.Table, target: Path) -> None:
@@ -78,10 +104,10 @@ def refresh_daily_aggregates(staging_dir: Path, store_dir: Path) -> list[date]:
     """(Re)build the monthly daily-aggregate partitions of stale months; returns the days rebuilt."""
     rebuilt: list[date] = []
     for month, days in sorted(stale_months(staging_dir, store_dir).items()):
-        events = pa.concat_tables([pq.read_table(partition_path(staging_dir, d)) for d in days]).to_pandas()
+        events = pa.concat_tables([read_staged(staging_dir, d) for d in days]).to_pandas()
         tables = daily_aggregates(events).tables()
         for name in DAILY_TABLES:  # "agent" last: its file marks the month as built
-            _atomic_write(pa.Table.from_pandas(tables[name], preserve_index=False), daily_path(store_dir, name, month))
+            _atomic_write(daily_table(name, tables[name]), daily_path(store_dir, name, month))
         rebuilt.extend(days)
     return rebuilt
 
@@ -96,7 +122,7 @@ def load_daily_aggregates(store_dir: Path, until: date, since: date | None = Non
         if not keep:
             tables[name] = getattr(daily_aggregates(EVENT_SCHEMA.empty_table().to_pandas()), name)
             continue
-        df = pa.concat_tables([pq.read_table(f) for f in keep]).to_pandas()
+        df = pa.concat_tables([read_daily(f, name) for f in keep]).to_pandas()
         mask = df["day"] <= pd.Timestamp(until)
         if lo is not None:
             mask &= df["day"] >= lo

@@ -85,10 +85,17 @@ def _source_first_date(engine: Engine) -> date | None:
     return first.date() if first else None
 
 
-def dates_to_extract(staged: list[date], source_first: date | None, logical_date: date, late_window_days: int) -> list[date]:
-    """The days to (re)write: backfill on the first run, else the late window plus any missing day."""
+def dates_to_extract(staged: list[date], source_first: date | None, logical_date: date, late_window_days: int,
+                     backfill_days: int | None = None) -> list[date]:
+    """The days to (re)write: backfill on the first run, else the late window plus any missing day.
+
+    The backfill never reaches further back than ``backfill_days`` before ``logical_date`` (a stray event
+    from 1970 must not make 20,000 daily partitions).
+    """
     if source_first is None or source_first > logical_date:
         return []
+    if backfill_days is not None:
+        source_first = max(source_first, logical_date - timedelta(days=backfill_days - 1))
     everything = pd.date_range(source_first, logical_date, freq="D").date.tolist()
     window_start = logical_date - timedelta(days=late_window_days)
     have = set(staged)
@@ -99,7 +106,7 @@ def _write_partition(staging_dir: Path, day: date, table: pa.Table) -> None:
     target = partition_path(staging_dir, day)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table.cast(EVENT_SCHEMA), tmp, compression="zstd")
     os.replace(tmp, target)
 
 
@@ -122,10 +129,12 @@ def _read_range(engine: Engine, start: date, end: date) -> pa.Table:
     return pacsv.read_csv(buf, convert_options=convert).select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
 
 
-def extract(engine: Engine, logical_date: date, staging_dir: Path, late_window_days: int = 3) -> ExtractSummary:
+def extract(engine: Engine, logical_date: date, staging_dir: Path, late_window_days: int = 3,
+            backfill_days: int | None = None) -> ExtractSummary:
     """Stage the days ``dates_to_extract`` picks, reading the source in month-sized chunks."""
     summary = ExtractSummary(logical_date=logical_date, staging_dir=staging_dir)
-    days = dates_to_extract(staged_dates(staging_dir), _source_first_date(engine), logical_date, late_window_days)
+    days = dates_to_extract(staged_dates(staging_dir), _source_first_date(engine), logical_date, late_window_days,
+                            backfill_days)
     summary.dates = days
     i = 0
     while i < len(days):
@@ -144,10 +153,16 @@ def extract(engine: Engine, logical_date: date, staging_dir: Path, late_window_d
     return summary
 
 
+def read_staged(staging_dir: Path, day: date, columns: list[str] | None = None) -> pa.Table:
+    """One staged partition cast to ``EVENT_SCHEMA`` (partitions of older versions may hold null-typed columns)."""
+    schema = EVENT_SCHEMA if columns is None else pa.schema([EVENT_SCHEMA.field(c) for c in columns])
+    return pq.read_table(partition_path(staging_dir, day), columns=schema.names).cast(schema)
+
+
 def read_staged_events(staging_dir: Path, until: date, since: date | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Staged events with ``since <= day <= until`` as one long frame (the source contract columns)."""
     frames = [
-        pq.read_table(partition_path(staging_dir, d), columns=columns)
+        read_staged(staging_dir, d, columns)
         for d in staged_dates(staging_dir)
         if d <= until and (since is None or d >= since)
     ]
