@@ -226,17 +226,31 @@ def run_nightly(run_date: date, settings: Settings | None = None,
     """
     from pipelines.kinds import select_kinds
 
+    from core.progress import progress
+
     settings = settings or get_settings()
     d = run_date.isoformat()
     selected = select_kinds(kinds)
-    extract_step(d, settings)
-    validate_raw_step(d, settings)
-    features_step(d, settings)
-    validate_features_step(d, settings)
-    results = []
-    for kind in selected:
-        shards = [predict_step(d, kind, k, selected, settings) for k in kind_shards_step(kind, settings)]
-        results.append(finalize_step(d, kind, shards, selected, settings))
-    published = publish_step(d, results, settings)
-    record_run_step(d, published, settings)
+    plans = {kind: kind_shards_step(kind, settings) for kind in selected}
+    with progress(f"nightly run {d}", 6 + sum(len(s) + 1 for s in plans.values()), "steps") as advance:
+        for name, step in (("extract", extract_step), ("validate_raw", validate_raw_step),
+                           ("features", features_step), ("validate_features", validate_features_step)):
+            advance(0, f"{d}: {name}")
+            step(d, settings)
+            advance()
+        results = []
+        for kind, shard_ids in plans.items():
+            shards = []
+            for k in shard_ids:
+                advance(0, f"{d}: {kind} shard {k + 1}/{len(shard_ids)}")
+                shards.append(predict_step(d, kind, k, selected, settings))
+                advance()
+            advance(0, f"{d}: {kind} finalize")
+            results.append(finalize_step(d, kind, shards, selected, settings))
+            advance()
+        advance(0, f"{d}: publish")
+        published = publish_step(d, results, settings)
+        advance()
+        record_run_step(d, published, settings)
+        advance()
     return published

@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.signal import lfilter
 
+from core.progress import progress
 from pipelines.ingest.extract import EVENT_SCHEMA as STAGED_EVENT_SCHEMA
 from pipelines.simulator.traits import (
     FEATURE_PRICE,
@@ -147,6 +148,7 @@ def generate_platform(n_workspaces: int, days: int, seed: int, out_dir: Path,
     plan = _plan_platform(n_workspaces, start, end, seed, users_per_workspace)
     event_files, n_rows, truth_rows = [], 0, dict.fromkeys(TRUTH_SCHEMAS, 0)
     with ExitStack() as stack:
+        advance = stack.enter_context(progress("generating workspaces", n_workspaces, "workspaces"))
         writers = {name: stack.enter_context(pq.ParquetWriter(truth_dir / f"{name}.parquet", schema))
                    for name, schema in TRUTH_SCHEMAS.items()}
         for chunk_no, lo in enumerate(range(0, n_workspaces, CHUNK_WORKSPACES)):
@@ -161,6 +163,7 @@ def generate_platform(n_workspaces: int, days: int, seed: int, out_dir: Path,
             pq.write_table(table, path, compression="zstd")
             event_files.append(path)
             n_rows += table.num_rows
+            advance(len(chunk))
 
     summary = GenerationSummary(out_dir=out_dir, n_workspaces=n_workspaces, n_users=int(plan.sizes.sum()),
                                 n_agents=int(plan.agent_counts.sum()), n_event_rows=n_rows,
