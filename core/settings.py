@@ -57,6 +57,40 @@ class Settings(BaseSettings):
     promotion_tolerance: float = Field(default=0.25, ge=0, description="Consumption: relative holdout-WAPE slack "
                                        "before a challenger is refused.")
     churn_promotion_tolerance: float = Field(default=0.03, ge=0, description="Churn: relative out-of-time AUC slack.")
+    growth_mau_window_days: int = Field(default=28, ge=28, le=31, description="Growth: MAU counts users active in "
+                                        "this many days ending d (28: four whole weeks); also the dormant gap after "
+                                        "which a returning user counts as reactivated. Changing it changes the "
+                                        "workspace_growth feature set: rebuild the features.")
+    growth_horizon_days: int = Field(default=90, ge=7, le=365, description="Growth: days projected and published.")
+    growth_min_history_days: int = Field(default=56, ge=14, description="Growth: workspaces with fewer days since "
+                                         "their first event get no projection (status insufficient_data).")
+    growth_min_active_users: int = Field(default=20, ge=1, description="Growth: workspaces with fewer users active "
+                                         "in the MAU window get no projection (status insufficient_data).")
+    growth_holdout_days: int = Field(default=90, ge=14, le=365, description="Growth: last days held out to score "
+                                     "the projections (never seen by the models); the promotion metric.")
+    growth_backtest_windows: int = Field(default=3, ge=1, description="Growth: rolling-origin backtest cutoffs "
+                                         "(weights and the error paths the scenarios are simulated from).")
+    growth_backtest_step_days: int = Field(default=28, ge=7, description="Growth: days between backtest cutoffs "
+                                           "(windows overlap when shorter than the horizon).")
+    growth_paths: int = Field(default=500, ge=100, le=5000, description="Growth: sample paths per workspace.")
+    growth_include_prophet: bool = Field(default=False, description="Growth: Prophet in the ensemble (0.15-0.5 s "
+                                         "per series and fit).")
+    growth_promotion_tolerance: float = Field(default=0.25, ge=0, description="Growth: relative holdout-MASE slack "
+                                              "before a challenger is refused.")
+    peak_level: int = Field(default=95, ge=50, le=99, description="Peak usage: interval level (%) of the published "
+                            "hourly bounds, the daily peak's interval and the capacity need.")
+    peak_headroom: float = Field(default=1.2, ge=1.0, le=10.0, description="Peak usage: capacity need = the upper "
+                                 "bound of the day's peak at peak_level times this.")
+    peak_horizon_days: int = Field(default=7, ge=1, le=14, description="Peak usage: days forecast (hourly) and "
+                                   "published.")
+    peak_members: str = Field(default="WeeklyNaive,WeeklyProfile4,LevelProfile", description="Peak usage: ensemble "
+                              "members (models/peaks/members.py); MSTL (about 1 s per series and origin) and GlobalGBM "
+                              "(about 30 s per fit) may be added on small platforms.")
+    peak_backtest_windows: int = Field(default=3, ge=1, le=8, description="Peak usage: weekly rolling-origin "
+                                       "backtest windows (the choice per group and the error blocks of the paths).")
+    peak_paths: int = Field(default=200, ge=50, le=2000, description="Peak usage: sample paths per workspace.")
+    peak_promotion_tolerance: float = Field(default=0.25, ge=0, description="Peak usage: relative holdout "
+                                            "daily-peak MAPE slack before a challenger is refused.")
     future_tolerance_seconds: int = Field(default=300, ge=0, description="Clock skew allowed on event_time.")
     earliest_event_date: date = Field(default=date(2000, 1, 1), description="pae load-events rejects events "
                                       "before this date (an event in 1970 would make extract stage 20,000 days).")

@@ -206,6 +206,12 @@ def add_api_parsers(subparsers: argparse._SubParsersAction) -> None:
     revoke.set_defaults(func=cmd_api_key_revoke)
 
 
+def cmd_cluster(args: argparse.Namespace) -> int:
+    from pipelines.cluster import run_cluster
+
+    return run_cluster(get_settings(), port=args.port, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pae", description="Predictive Analytics Engine")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -245,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--date", type=_date, default=DEMO_END_DATE)
     d.add_argument("--no-airflow", action="store_true", help="run the steps directly (pae run) instead of the DAG")
     d.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser("cluster", help="start Airflow with the CeleryExecutor on loopback (Ctrl-C stops it)")
+    c.add_argument("--port", type=int, default=8080)
+    c.add_argument("--workers", type=int, default=2)
+    c.set_defaults(func=cmd_cluster)
 
     from pipelines.forecast_file import add_forecast_parser
 

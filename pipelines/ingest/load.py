@@ -1,40 +1,53 @@
 """Load a user's usage events (CSV or Parquet) into ``analytics.usage_events``.
 
-Every row is validated against the source contract (DESIGN.md). Bad rows are never loaded: they go to a
-reject report (CSV: source line, reason, raw values) and are counted in the summary. The load is one
-transaction, so a failure leaves nothing half-loaded. The idempotency key ``event_key`` is the md5 of the
-contract columns plus the row's occurrence number among identical rows of the file (or of ``event_id``
-when the file has one), so loading the same file twice adds nothing.
+Every row is validated against the source contract (DESIGN.md; ``validate.py``). Bad rows are never loaded:
+they go to a reject report (CSV: source line, reason, raw values) and are counted in the summary. A file
+that cannot be read stops a one-file load with a one-line message; in a folder it is skipped and listed in
+``files_failed`` (a file missing contract columns still stops the whole load). The load is one transaction,
+so a failure leaves nothing half-loaded. The idempotency key ``event_key`` is the md5 of the contract columns
+plus the row's occurrence number among identical rows of the file (or of ``event_id`` when the file has
+one), so loading the same file twice adds nothing; a row whose ``event_id`` is already loaded with different
+content is rejected as a conflict.
 """
 from __future__ import annotations
 
 import io
-import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.contracts import EVENT_STATUSES, REQUIRED_EVENT_COLUMNS
 from core.ids import entity_uuid
+from core.settings import get_settings
+from pipelines.ingest.validate import (
+    CONFLICT_LOADED,
+    CSV_SUFFIXES,
+    KEY_TEXT_MAX_BYTES,
+    OPTIONAL_COLUMNS,
+    PARQUET_SUFFIXES,
+    REQUIRED_COLUMNS,
+    STATUSES,
+    ColumnLimits,
+    EventFileError,
+    EventSchemaError,
+    TextLimit,
+    read_events,
+    read_events_file,
+    reject_rows,
+    validate_events,
+)
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = REQUIRED_EVENT_COLUMNS
-OPTIONAL_COLUMNS = ("count", "event_id")
-STATUSES = EVENT_STATUSES
-
-
-class EventSchemaError(ValueError):
-    """The file as a whole breaks the contract (missing columns, unreadable)."""
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "STATUSES", "EventFileError", "EventSchemaError", "LoadSummary",
+           "column_limits", "load_events", "read_events_file", "validate_events"]
 
 
 @dataclass
@@ -48,6 +61,8 @@ class LoadSummary:
     reject_report: Path | None = None
     reject_reasons: dict[str, int] = field(default_factory=dict)
     extra_columns: list[str] = field(default_factory=list)
+    files_loaded: int = 0
+    files_failed: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}: skipped, nothing loaded
 
     def as_dict(self) -> dict:
         d = self.__dict__.copy()
@@ -55,84 +70,47 @@ class LoadSummary:
         return d
 
 
-def read_events_file(path: Path) -> pd.DataFrame:
-    """Read CSV or Parquet with every column as text/object, so validation sees the raw values."""
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
-    if suffix in (".parquet", ".pq"):
-        return pq.read_table(path).to_pandas()
-    raise EventSchemaError(f"{path}: unsupported file type {suffix!r}; give a .csv or .parquet file")
+# Where each text column of an event ends up; its limit is the tightest of these columns.
+_TEXT_TARGETS = {
+    "feature": (("usage_events", "feature"), ("workspace_daily_metrics", "dimension"), ("predictions", "dimension")),
+    **{c: (("usage_events", c), ("entities", "external_id")) for c in ("workspace_id", "user_id", "agent_id")},
+}
+_KEY_COLUMNS = {("entities", "external_id")}  # unbounded text in a btree key: capped at KEY_TEXT_MAX_BYTES
+_INT_MAX = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
 
 
-def validate_events(raw: pd.DataFrame, now: datetime, first_line: int = 2) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split ``raw`` into (valid rows in canonical types, rejects with line and reason).
-
-    ``first_line`` is the source line of the first row (2 for a CSV with a header; 1-based row number
-    for Parquet). Naive timestamps are read as UTC.
-    """
-    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
-    if missing:
-        raise EventSchemaError(
-            f"missing column(s) {missing}; the usage-event contract needs {list(REQUIRED_COLUMNS)} "
-            f"(optional: {list(OPTIONAL_COLUMNS)}); got {list(raw.columns)}. Rename or add the columns."
-        )
-    n = len(raw)
-    reasons = pd.Series([""] * n, index=raw.index, dtype=object)
-
-    def flag(mask: pd.Series, reason: str) -> None:
-        mask = mask.fillna(False).to_numpy(dtype=bool)
-        reasons.iloc[mask] = np.where(reasons.iloc[mask] == "", reason, reasons.iloc[mask] + "; " + reason)
-
-    t = pd.to_datetime(raw["event_time"], errors="coerce", utc=True, format="mixed")
-    flag(t.isna() & raw["event_time"].notna(), "event_time is not a timestamp")
-    flag(raw["event_time"].isna(), "event_time is empty")
-    flag(t > pd.Timestamp(now), f"event_time is in the future (after {now:%Y-%m-%dT%H:%M:%SZ})")
-
-    def text(col: str) -> pd.Series:
-        s = raw[col].astype("string").str.strip()
-        return s.mask(s == "", pd.NA)
-
-    workspace, user, agent, feature = text("workspace_id"), text("user_id"), text("agent_id"), text("feature")
-    flag(workspace.isna(), "workspace_id is empty")
-    flag(feature.isna(), "feature is empty")
-
-    credits = pd.to_numeric(raw["credits"], errors="coerce")
-    flag(credits.isna(), "credits is not a number")
-    flag(~np.isfinite(credits.fillna(0)), "credits is not finite")
-    flag(credits < 0, "credits is negative")
-
-    status = raw["status"].astype("string").str.strip().str.lower()
-    flag(~status.isin(STATUSES), f"status is not one of {list(STATUSES)}")
-
-    if "count" in raw.columns:
-        count_num = pd.to_numeric(raw["count"], errors="coerce")
-        bad_count = count_num.isna() | (count_num < 1) | (count_num != np.floor(count_num.fillna(0)))
-        flag(bad_count, "count is not an integer >= 1")
-        count = count_num.where(~bad_count, 1).astype("int64")
-    else:
-        count = pd.Series(1, index=raw.index, dtype="int64")
-
-    bad = reasons != ""
-    rejects = raw.loc[bad].copy()
-    rejects.insert(0, "reason", reasons[bad])
-    rejects.insert(0, "line", (np.flatnonzero(bad.to_numpy()) + first_line))
-
-    valid = pd.DataFrame(
-        {
-            "event_time": t,
-            "workspace_id": workspace,
-            "user_id": user,
-            "agent_id": agent,
-            "feature": feature,
-            "credits": credits.round(6),
-            "status": status,
-            "count": count,
-        }
-    ).loc[~bad]
-    if "event_id" in raw.columns:
-        valid["event_id"] = text("event_id").loc[~bad]
-    return valid.reset_index(drop=True), rejects.reset_index(drop=True)
+def column_limits(conn: sa.Connection) -> ColumnLimits:
+    """What the analytics columns the event values end up in can hold (read from the catalog)."""
+    rows = conn.execute(sa.text(
+        "select table_name, column_name, data_type, character_maximum_length, numeric_precision, numeric_scale"
+        " from information_schema.columns where table_schema = 'analytics'"
+        " and table_name in ('usage_events', 'entities', 'workspace_daily_metrics', 'predictions')"
+    )).all()
+    cols = {(r.table_name, r.column_name): r for r in rows}
+    default = ColumnLimits()
+    text: dict[str, tuple[TextLimit, ...]] = {}
+    for name, targets in _TEXT_TARGETS.items():
+        limits: list[TextLimit] = []
+        for table, column in targets:
+            r = cols.get((table, column))
+            if r is not None and r.character_maximum_length:
+                limits.append(TextLimit(r.character_maximum_length, "characters",
+                                        f"analytics.{table}.{column} is varchar({r.character_maximum_length})"))
+            elif r is not None and (table, column) in _KEY_COLUMNS:
+                limits.append(TextLimit(KEY_TEXT_MAX_BYTES, "bytes", f"analytics.{table}.{column} is an index key"))
+        chars = [lim for lim in limits if lim.unit == "characters"]
+        text[name] = tuple(([min(chars, key=lambda lim: lim.max)] if chars else [])
+                           + [lim for lim in limits if lim.unit == "bytes"])
+    credits, count = cols.get(("usage_events", "credits")), cols.get(("usage_events", "count"))
+    return ColumnLimits(
+        credits_precision=(credits.numeric_precision if credits is not None and credits.data_type == "numeric"
+                           and credits.numeric_precision else default.credits_precision),
+        credits_scale=(credits.numeric_scale if credits is not None and credits.numeric_precision
+                       else default.credits_scale),
+        count_max=_INT_MAX.get(count.data_type, default.count_max) if count is not None else default.count_max,
+        count_type=count.data_type if count is not None and count.data_type in _INT_MAX else default.count_type,
+        text=text,
+    )
 
 
 def _occurrence(valid: pd.DataFrame) -> pd.Series:
@@ -143,19 +121,20 @@ def _occurrence(valid: pd.DataFrame) -> pd.Series:
     return valid.groupby(cols, dropna=False, sort=False).cumcount()
 
 
-def _to_copy_csv(valid: pd.DataFrame, extra: pd.DataFrame | None) -> io.BytesIO:
+def _to_copy_csv(valid: pd.DataFrame) -> io.BytesIO:
     """The staging rows as CSV for COPY (pyarrow's writer: nulls are empty unquoted fields)."""
+    def text(col: str) -> pa.Array:
+        if col not in valid:
+            return pa.nulls(len(valid), pa.string())
+        return pa.array(valid[col].astype(object).where(valid[col].notna(), None), pa.string())
+
     cols = {
         "event_time": pa.array(valid["event_time"], pa.timestamp("us", tz="UTC")),
-        **{c: pa.array(valid[c].astype(object).where(valid[c].notna(), None), pa.string())
-           for c in ("workspace_id", "user_id", "agent_id", "feature", "status")},
+        **{c: text(c) for c in ("workspace_id", "user_id", "agent_id", "feature", "status", "event_id", "extra")},
         "credits": pa.array(valid["credits"], pa.float64()),
         "count": pa.array(valid["count"], pa.int64()),
         "occurrence": pa.array(_occurrence(valid), pa.int64()),
-        "event_id": pa.array(valid["event_id"].astype(object).where(valid["event_id"].notna(), None), pa.string())
-        if "event_id" in valid else pa.nulls(len(valid), pa.string()),
-        "extra": pa.array([json.dumps(r, default=str) for r in extra.to_dict("records")], pa.string())
-        if extra is not None else pa.nulls(len(valid), pa.string()),
+        "row": pa.array(valid["row"], pa.int64()),
     }
     table = pa.table({k: cols[k] for k in _STAGE_COLUMNS})
     buf = io.BytesIO()
@@ -165,12 +144,22 @@ def _to_copy_csv(valid: pd.DataFrame, extra: pd.DataFrame | None) -> io.BytesIO:
 
 
 _STAGE_COLUMNS = ("event_time", "workspace_id", "user_id", "agent_id", "feature", "credits", "status", "count",
-                  "occurrence", "event_id", "extra")
+                  "occurrence", "event_id", "extra", "row")
 _STAGE_TABLE = """
 create temp table stage_events (
     event_time timestamptz, workspace_id text, user_id text, agent_id text, feature text,
-    credits numeric(20, 6), status text, count integer, occurrence integer, event_id text, extra jsonb
+    credits numeric(20, 6), status text, count integer, occurrence integer, event_id text, extra jsonb,
+    src_row integer
 ) on commit drop
+"""
+
+# Rows whose event_id is already loaded with different contract columns: conflicts, taken out of the stage.
+_DELETE_CONFLICTS = """
+delete from stage_events s using analytics.usage_events u
+where s.event_id is not null and u.event_key = md5('id:' || s.event_id)::uuid
+  and (u.event_time, u.workspace_id, u.user_id, u.agent_id, u.feature, u.credits, u.status, u.count)
+      is distinct from (s.event_time, s.workspace_id, s.user_id, s.agent_id, s.feature, s.credits, s.status, s.count)
+returning s.src_row
 """
 
 _INSERT_FROM_STAGE = """
@@ -217,50 +206,95 @@ def upsert_entities(conn: sa.Connection, valid: pd.DataFrame) -> int:
     return len(rows)
 
 
+def _files(path: Path) -> tuple[list[Path], bool]:
+    if path.is_dir():
+        suffixes = CSV_SUFFIXES + PARQUET_SUFFIXES
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+        if not files:
+            raise EventSchemaError(f"{path}: no .csv or .parquet files to load")
+        return files, True
+    if not path.exists():
+        raise EventSchemaError(f"{path}: no such file or folder")
+    return [path], False
+
+
+def _load_file(conn: sa.Connection, file: Path, cutoff: datetime, earliest: date, limits: ColumnLimits,
+               summary: LoadSummary) -> pd.DataFrame:
+    """Validate and stage one file, insert its new rows; returns its rejects. Raises EventFileError when the
+    file cannot be read, EventSchemaError when it lacks contract columns."""
+    raw = read_events(file)
+    try:
+        valid, rejects = validate_events(raw.frame, cutoff, raw.first_line, earliest=earliest, limits=limits,
+                                         line_of=raw.line_of)
+    except EventSchemaError as exc:  # missing columns: stops the whole load
+        raise EventSchemaError(f"{file.name}: {exc}") from None
+    rejects = [raw.skipped_rejects(), rejects]
+    extra_cols = [c for c in raw.frame.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    summary.extra_columns = sorted(set(summary.extra_columns) | set(map(str, extra_cols)))
+    inserted = 0
+    if not valid.empty:
+        conn.execute(sa.text(_STAGE_TABLE))
+        with conn.connection.dbapi_connection.cursor() as cur:
+            cur.copy_expert("copy stage_events from stdin with (format csv)", _to_copy_csv(valid))
+        if "event_id" in valid and valid["event_id"].notna().any():
+            conn.execute(sa.text("analyze stage_events"))
+            conflicts = np.sort(np.asarray(conn.execute(sa.text(_DELETE_CONFLICTS)).scalars().all(), dtype="int64"))
+            if len(conflicts):
+                rejects.append(reject_rows(raw.frame, conflicts, CONFLICT_LOADED, raw.line_of))
+                valid = valid.loc[~valid["row"].isin(conflicts)]
+        inserted = conn.execute(sa.text(_INSERT_FROM_STAGE), {"source": file.name}).rowcount
+        conn.execute(sa.text("drop table stage_events"))
+        upsert_entities(conn, valid)
+    report = pd.concat([r for r in rejects if len(r)] or [rejects[1]], ignore_index=True)
+    report = report.sort_values("line", kind="stable").reset_index(drop=True)
+    summary.rows_read += len(raw.frame) + len(raw.skipped)
+    summary.rows_valid += len(valid)
+    summary.rows_rejected += len(report)
+    summary.rows_inserted += inserted
+    summary.rows_already_loaded += len(valid) - inserted
+    summary.files_loaded += 1
+    log.info("%s: %d valid, %d rejected, %d new", file.name, len(valid), len(report), inserted)
+    return report
+
+
 def load_events(
     engine: Engine,
     path: Path,
     rejects_dir: Path,
     now: datetime | None = None,
     future_tolerance_seconds: int = 300,
+    earliest_event_date: date | None = None,
 ) -> LoadSummary:
-    """Validate and load one CSV/Parquet file (or every file in a directory) in one transaction."""
+    """Validate and load one CSV/Parquet file (or every file in a directory) in one transaction.
+
+    One file that cannot be read raises :class:`EventFileError`; in a folder such files are skipped and
+    listed in ``files_failed`` (EventSchemaError when none could be read). ``earliest_event_date``
+    defaults to the ``earliest_event_date`` setting (``PAE_EARLIEST_EVENT_DATE``).
+    """
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".parquet", ".pq")) if path.is_dir() else [path]
-    if not files:
-        raise EventSchemaError(f"{path}: no .csv or .parquet files to load")
+    files, folder = _files(path)
     now = now or datetime.now(timezone.utc)
     cutoff = now + pd.Timedelta(seconds=future_tolerance_seconds)
+    earliest = earliest_event_date or get_settings().earliest_event_date
     summary = LoadSummary(source=str(path))
     all_rejects: list[pd.DataFrame] = []
     with engine.begin() as conn:
+        limits = column_limits(conn)
         for file in files:
-            raw = read_events_file(file)
-            first_line = 2 if file.suffix.lower() == ".csv" else 1
-            valid, rejects = validate_events(raw, cutoff, first_line)
-            extra_cols = [c for c in raw.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-            summary.extra_columns = sorted(set(summary.extra_columns) | set(extra_cols))
-            extra = None
-            if extra_cols:
-                extra = raw.loc[rejects_mask_inverse(raw, rejects, first_line), extra_cols].reset_index(drop=True)
-            summary.rows_read += len(raw)
-            summary.rows_valid += len(valid)
-            summary.rows_rejected += len(rejects)
+            try:
+                rejects = _load_file(conn, file, cutoff, earliest, limits, summary)
+            except EventFileError as exc:
+                if not folder:
+                    raise
+                log.info("skipped %s", exc)
+                summary.files_failed.append({"file": exc.file, "reason": exc.reason})
+                continue
             if len(rejects):
                 rejects.insert(0, "file", file.name)
                 all_rejects.append(rejects)
-            if valid.empty:
-                continue
-            conn.execute(sa.text(_STAGE_TABLE))
-            dbapi = conn.connection.dbapi_connection
-            with dbapi.cursor() as cur:
-                cur.copy_expert("copy stage_events from stdin with (format csv)", _to_copy_csv(valid, extra))
-            inserted = conn.execute(sa.text(_INSERT_FROM_STAGE), {"source": file.name}).rowcount
-            conn.execute(sa.text("drop table stage_events"))
-            summary.rows_inserted += inserted
-            summary.rows_already_loaded += len(valid) - inserted
-            upsert_entities(conn, valid)
-            log.info("%s: %d valid, %d rejected, %d new", file.name, len(valid), len(rejects), inserted)
+        if not summary.files_loaded:
+            raise EventSchemaError(f"{path.name}: none of the {len(files)} file(s) could be read: "
+                                   + "; ".join(f"{f['file']}: {f['reason']}" for f in summary.files_failed))
     if all_rejects:
         report = pd.concat(all_rejects, ignore_index=True)
         summary.reject_reasons = (
@@ -268,12 +302,6 @@ def load_events(
         )
         rejects_dir.mkdir(parents=True, exist_ok=True)
         summary.reject_report = rejects_dir / f"{path.stem}.rejects.csv"
-        report.to_csv(summary.reject_report, index=False)
+        # CRLF rows, so a raw value holding a carriage return is quoted too (pandas quotes only the terminator)
+        report.to_csv(summary.reject_report, index=False, lineterminator="\r\n")
     return summary
-
-
-def rejects_mask_inverse(raw: pd.DataFrame, rejects: pd.DataFrame, first_line: int) -> np.ndarray:
-    """Boolean mask of the raw rows that passed validation."""
-    keep = np.ones(len(raw), dtype=bool)
-    keep[rejects["line"].to_numpy() - first_line] = False
-    return keep

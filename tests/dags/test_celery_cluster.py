@@ -1,0 +1,86 @@
+"""Scale-out for real: the nightly DAG on Airflow's CeleryExecutor with two workers on loopback.
+
+api-server, scheduler, dag-processor and two Celery workers run as separate processes, with the machine's
+Redis as broker and a PostgreSQL metadata database. The run is triggered through the REST API; it must
+succeed, its mapped shards must run on both workers, and its predictions must equal ``pae run``'s for the
+same date on the same data."""
+from __future__ import annotations
+
+import subprocess
+import uuid
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from core.db import get_engine, migrate
+from core.settings import Settings
+from pipelines.airflow_env import DAG_ID
+from pipelines.cluster import LocalCluster, free_port
+from pipelines.ingest.load import load_events
+from pipelines.nightly import run_nightly
+from pipelines.simulator.generate import generate_platform
+
+pytestmark = pytest.mark.slow
+END = date(2026, 6, 30)
+CHECKSUM = """
+select count(*), md5(string_agg(concat_ws('|', workspace_id, prediction_type, target_metric, dimension, granularity,
+       scenario, prediction_date, prediction_hour, predicted_value, confidence_lower, confidence_upper),
+       ',' order by workspace_id, prediction_type, target_metric, dimension, granularity, scenario,
+       prediction_date, prediction_hour)) from analytics.predictions
+"""
+
+
+def _database(server_url: str, name: str) -> str:
+    admin = get_engine(url=server_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        conn.execute(sa.text(f'create database "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _redis_available() -> bool:
+    return subprocess.run(["redis-cli", "-n", "7", "ping"], capture_output=True, text=True).stdout.strip() == "PONG"
+
+
+@pytest.mark.skipif(not _redis_available(), reason="needs Redis on 127.0.0.1:6379 (the machine's broker)")
+def test_nightly_dag_on_two_celery_workers_matches_pae_run(server_url, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    generate_platform(8, 200, seed=3, out_dir=tmp_path / "gen", end_date=END)
+    results = {}
+    for mode in ("celery", "pae_run"):
+        url = _database(server_url, f"pae_cluster_{mode}_{tag}")
+        engine = get_engine(url=url)
+        migrate(engine)
+        load_events(engine, tmp_path / "gen" / "events", tmp_path / "rejects")
+        settings = Settings(database_url=url, data_dir=tmp_path / mode, shards=4, api_key_pepper="cluster")
+        if mode == "celery":
+            subprocess.run(["redis-cli", "-n", "7", "flushdb"], check=True, capture_output=True)
+            cluster = LocalCluster(settings, home=tmp_path / "airflow", broker_url="redis://127.0.0.1:6379/7",
+                                   metadata_db=f"pae_airflow_{tag}", port=free_port(), workers=2)
+            with cluster:
+                run_id = cluster.trigger(DAG_ID, {"run_date": END.isoformat()})
+                state = cluster.wait(DAG_ID, run_id)
+                tis = cluster.task_instances(DAG_ID, run_id)
+            assert state == "success", [(t["task_id"], t["state"]) for t in tis if t["state"] != "success"]
+            shard_hosts = {t["hostname"] for t in tis if t["task_id"].startswith("predict_")}
+            assert shard_hosts == {"worker-1", "worker-2"}, shard_hosts
+        else:
+            run_nightly(END, settings)
+        with engine.connect() as conn:
+            results[mode] = conn.execute(sa.text(CHECKSUM)).one()
+        engine.dispose()
+    assert results["celery"][0] > 0 and results["celery"] == results["pae_run"]
+
+
+@pytest.fixture(autouse=True)
+def _drop_databases(server_url):
+    yield
+    admin = get_engine(url=server_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        names = conn.execute(sa.text("select datname from pg_database where datname like 'pae_cluster_%'"
+                                     " or datname like 'pae_airflow_%'")).scalars().all()
+        for name in names:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()
