@@ -79,7 +79,8 @@ def migrate(engine: Engine, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     raise RuntimeError(f"migration {path.name} changed after it was applied; add a new one")
                 continue
             log.info("applying migration %s", path.name)
-            conn.exec_driver_sql(body)
+            with conn.connection.dbapi_connection.cursor() as cur:  # no parameters: '%' in SQL is literal
+                cur.execute(body)
             conn.execute(
                 sa.text("insert into analytics.schema_migrations (version, name, checksum) values (:v, :n, :c)"),
                 {"v": version, "n": path.name, "c": checksum},

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.ids import entity_uuid
+from core.progress import progress
 from core.settings import get_settings
 from pipelines.ingest.validate import (
     CONFLICT_LOADED,
@@ -278,9 +279,10 @@ def load_events(
     earliest = earliest_event_date or get_settings().earliest_event_date
     summary = LoadSummary(source=str(path))
     all_rejects: list[pd.DataFrame] = []
-    with engine.begin() as conn:
+    with engine.begin() as conn, progress(f"loading {path.name}", len(files), "files") as advance:
         limits = column_limits(conn)
         for file in files:
+            advance(0, f"loading {file.name} ({summary.rows_inserted:,} rows so far)")
             try:
                 rejects = _load_file(conn, file, cutoff, earliest, limits, summary)
             except EventFileError as exc:
@@ -288,7 +290,9 @@ def load_events(
                     raise
                 log.info("skipped %s", exc)
                 summary.files_failed.append({"file": exc.file, "reason": exc.reason})
+                advance()
                 continue
+            advance()
             if len(rejects):
                 rejects.insert(0, "file", file.name)
                 all_rejects.append(rejects)
