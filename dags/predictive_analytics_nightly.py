@@ -11,7 +11,8 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 5. for each prediction kind (`pipelines/kinds.py`: consumption, churn, ...): **plan_<kind>** lists its shards,
    **predict_<kind>** is mapped over them (train, backtest, predict), **finalize_<kind>** merges them,
    tracks the run in MLflow and registers it (champion/challenger);
-6. **publish**: one transaction per prediction set (upsert);
+6. **publish**: one transaction per prediction set (upsert), then **monitor**: realised accuracy of earlier
+   predictions whose days have now happened, and alerts when it is worse than the backtest promised;
 7. **record_run** in `analytics.pipeline_runs`.
 
 The `kinds` param runs a subset (e.g. `["churn"]`); the other kinds' tasks return "skipped" at once.
@@ -130,7 +131,13 @@ def predictive_analytics_nightly():
         return [p.model_dump(mode="json") for p in publish_step(run_date, results)]
 
     @task
-    def record_run(run_date: str, published: list[dict]) -> dict:
+    def monitor(run_date: str, published: list[dict]) -> dict:
+        from pipelines.nightly import monitor_step
+
+        return monitor_step(run_date)
+
+    @task
+    def record_run(run_date: str, published: list[dict], monitored: dict) -> dict:
         from pipelines.nightly import record_run_step
 
         return record_run_step(run_date, published)
@@ -145,7 +152,8 @@ def predictive_analytics_nightly():
         parts = predict.override(task_id=f"predict_{kind}").partial(run_date=run_date, kind=kind,
                                                                      selected=selected).expand(shard=shards)
         results.append(finalize.override(task_id=f"finalize_{kind}")(run_date, kind, parts, selected))
-    record_run(run_date, publish(run_date, results))
+    published = publish(run_date, results)
+    record_run(run_date, published, monitor(run_date, published))
 
 
 predictive_analytics_nightly()

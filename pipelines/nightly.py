@@ -177,7 +177,8 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
     """Publish each kind's prediction set in its own transaction (the one publisher, ``pipelines.publish``)."""
     import pandas as pd
 
-    from pipelines.publish import publish_churn_scores, publish_predictions
+    from pipelines.monitor import snapshot_predictions
+    from pipelines.publish import publish_churn_scores, publish_extra, publish_predictions
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
@@ -191,11 +192,41 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
             with engine.begin() as conn:
                 if result.publish_to == "predictions":
                     stats = publish_predictions(conn, frame, result.prediction_type, d)
+                    snapshot_predictions(conn, result.prediction_type, d)  # horizons kept for monitoring
                 else:
                     stats = publish_churn_scores(conn, frame, d)
-            out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS, **stats))
+                extra = {name: publish_extra(conn, name, pd.read_parquet(path), d)  # same transaction
+                         for name, path in result.extra_sets.items()}
+            out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS, extra=extra, **stats))
         rec.row_counts = {p.kind: p.rows for p in out}
         rec.details = {"published": [p.model_dump(mode="json") for p in out]}
+    return out
+
+
+def monitor_step(run_date: str, settings: Settings | None = None) -> dict:
+    """Score earlier predictions whose days have now happened (realised accuracy) and flag kinds whose
+    realised accuracy is worse than their backtest promised; generic over kinds (``pipelines/monitor.py``)."""
+    from pipelines.kinds import get_kind, kind_names
+    from pipelines.monitor import accuracy_alerts, score_realised
+
+    settings, engine = _ctx(settings)
+    d = date.fromisoformat(run_date)
+    out: dict = {"scored_rows": {}, "alerts": []}
+    with recorded_step(engine, "monitor", d) as rec:
+        for name in kind_names():
+            kind = get_kind(name)
+            sql = getattr(kind, "realised_sql", None)
+            if not sql:
+                continue
+            ptype = kind.prediction_type
+            out["scored_rows"][name] = score_realised(
+                engine, ptype, sql, d - timedelta(days=settings.monitor_rescore_days - 1), d)
+            if getattr(kind, "promised_metric", None):
+                alert = accuracy_alerts(engine, ptype, kind.promised_metric, kind.model_name, d,
+                                        settings.monitor_window_days, settings.monitor_alert_margin)
+                out["alerts"].append({"kind": name, **alert})
+        rec.row_counts = out["scored_rows"]
+        rec.details = out
     return out
 
 
@@ -250,6 +281,7 @@ def run_nightly(run_date: date, settings: Settings | None = None,
             advance()
         advance(0, f"{d}: publish")
         published = publish_step(d, results, settings)
+        monitor_step(d, settings)
         advance()
         record_run_step(d, published, settings)
         advance()

@@ -31,6 +31,13 @@ MODEL_NAME = "pae-credit-consumption"
 class ConsumptionKind:
     name = "consumption"
     feature_sets = ("workspace_daily",)
+    # realised accuracy (pipelines/monitor.py): what happened, in the predictions' key space
+    prediction_type = CREDIT_CONSUMPTION
+    model_name = MODEL_NAME
+    promised_metric = "holdout_Ensemble_pooled_wape"
+    realised_sql = ("select workspace_id, 'credits' as target_metric, dimension, 'day' as granularity,"
+                    " metric_date as prediction_date, 0 as prediction_hour, credits::float8 as actual"
+                    " from analytics.workspace_daily_metrics where metric_date between :since and :until")
 
     def shards(self, settings: Settings) -> list[int]:
         return list(range(settings.shards))

@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from core.settings import REPO_ROOT, Settings
+from pipelines.kinds import kind_names
 from pipelines.airflow_env import DAG_ID, configure_airflow
 
 
@@ -41,14 +42,14 @@ def test_task_structure(dagbag):
     assert down["extract"] == ["validate_raw"]
     assert down["validate_raw"] == ["build_features"]
     assert down["build_features"] == ["validate_features"]
-    kinds = ["churn", "consumption"]
+    kinds = sorted(kind_names())  # every kind in pipelines/kinds.py gets its chain
     assert down["validate_features"] == sorted([f"{s}_{k}" for k in kinds for s in ("plan", "predict", "finalize")])
     for k in kinds:  # one plan -> mapped predict -> finalize chain per prediction kind, all into publish
         assert down[f"plan_{k}"] == [f"predict_{k}"]
         assert down[f"predict_{k}"] == [f"finalize_{k}"]
         assert down[f"finalize_{k}"] == ["publish"]
         assert type(dag.get_task(f"predict_{k}")).__name__.endswith("MappedOperator")  # mapped over shards
-    assert down["publish"] == ["record_run"]
+    assert down["publish"] == ["monitor", "record_run"] and down["monitor"] == ["record_run"]
     assert sorted(dag.params["kinds"]) == kinds
 
 

@@ -98,6 +98,14 @@ def test_no_agents_then_an_agent_appears_with_gaps_hourly_counts_and_uuids(fresh
     run_nightly(END + timedelta(days=1), settings)
     second = _published(fresh)
     assert second["steps"]["nightly"] == "success" and second["credits_ws"] == 6
+    # realised accuracy: the first run's 1-day-ahead forecast of END + 1 is scored against what happened
+    with fresh.connect() as conn:
+        scored = conn.execute(sa.text(
+            "select count(*), sum(n), bool_and(abs_error >= 0 and actual_total >= 0)"
+            " from analytics.prediction_accuracy where prediction_type = 'credit_consumption'"
+            " and scored_date = :d and horizon_bucket = '1d' and dimension = 'total'"),
+            {"d": END + timedelta(days=1)}).one()
+    assert scored[0] >= 5 and scored[1] == scored[0] and scored[2]
 
 
 def test_agent_only_traffic_on_a_single_workspace(fresh, db_url, tmp_path):
