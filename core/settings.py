@@ -94,6 +94,40 @@ class Settings(BaseSettings):
     future_tolerance_seconds: int = Field(default=300, ge=0, description="Clock skew allowed on event_time.")
     earliest_event_date: date = Field(default=date(2000, 1, 1), description="pae load-events rejects events "
                                       "before this date (an event in 1970 would make extract stage 20,000 days).")
+    # agent error rates (pipelines/agent_errors, models/error_rates)
+    agent_error_horizon_days: int = Field(default=14, ge=2, le=60, description="Agent error rates: days forecast, "
+                                          "and the window in which a breach is predicted.")
+    agent_error_threshold_multiplier: float = Field(default=3.0, ge=1.0, description="Default threshold of an agent: "
+                                                    "this many times its baseline rate ...")
+    agent_error_threshold_min_excess: float = Field(default=0.05, ge=0.0, le=1.0, description="... and at least its "
+                                                    "baseline plus this (a rate); `pae agent-threshold set` overrides.")
+    agent_error_threshold_ceiling: float = Field(default=0.5, gt=0.0, le=1.0, description="No default threshold "
+                                                 "above this rate (an agent whose baseline reaches it is chronic).")
+    agent_error_min_calls_7d: int = Field(default=20, ge=1, description="Minimum-volume guard: agents with fewer calls "
+                                          "in 7 days get no alert level (status insufficient_volume).")
+    agent_error_inactive_days: int = Field(default=14, ge=1, description="Agents without calls for this many days are "
+                                           "inactive: an alert row says so, no forecast.")
+    agent_error_watch_probability: float = Field(default=0.15, gt=0, le=1, description="P(breach within the horizon) "
+                                                 "for the watch level.")
+    agent_error_warning_probability: float = Field(default=0.35, gt=0, le=1, description="... for the warning level.")
+    agent_error_critical_probability: float = Field(default=0.6, gt=0, le=1, description="... for the critical level "
+                                                    "(a confirmed breach is always critical).")
+    agent_error_training_days: int = Field(default=180, ge=28, description="Days of daily snapshots the escalation "
+                                           "model trains on (each labelled by the following horizon).")
+    agent_error_validation_days: int = Field(default=28, ge=7, description="Last labelled days held out to choose and "
+                                             "score the escalation model out of time.")
+    agent_error_retrain_days: int = Field(default=7, ge=1, description="Retrain when the champion's training data "
+                                          "ends this many days or more before the run date; otherwise score with it.")
+    agent_error_shards: int = Field(default=1, ge=1, description="Workspace shards of the agent error-rate kind (each "
+                                    "pools its own agents; one shard pools them all).")
+    agent_error_promotion_tolerance: float = Field(default=0.10, ge=0, description="Agent error rates: relative "
+                                                   "out-of-time average-precision slack before a challenger is refused.")
+    monitor_rescore_days: int = Field(default=7, ge=1, description="Realised accuracy: days re-scored each night "
+                                      "(late events change what happened).")
+    monitor_window_days: int = Field(default=14, ge=1, description="Realised accuracy window compared with the "
+                                     "backtest's promise.")
+    monitor_alert_margin: float = Field(default=0.25, ge=0, description="Alert when realised WAPE is worse than "
+                                        "the promised holdout WAPE by more than this share.")
     api_database_url: str | None = Field(
         default=None,
         description="URL the API connects with. Unset: database_url with the user swapped to the read-only "
