@@ -1,0 +1,119 @@
+"""Peak usage as a prediction kind: shards of workspaces forecast hourly in parallel, then one merge that tracks
+the run in MLflow, registers it (champion/challenger) and hands the rows to the publisher.
+
+Promotion metric: the ensemble's holdout daily-peak MAPE of calls (lower is better); a challenger worse than the
+champion by more than ``peak_promotion_tolerance`` is not published, so the previous predictions stay served.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core.contracts import PEAK_USAGE, RunStatus
+from core.settings import REPO_ROOT, Settings
+from pipelines.peak_usage.evaluation import summarize_days
+from pipelines.peak_usage.forecast import forecast_shard, forecaster_params
+from pipelines.registry import ModelRecord, fingerprint, register_version, use_experiment
+from pipelines.results import KindResult, ShardResult
+
+MODEL_NAME = "pae-peak-usage"
+EXPERIMENT = "peak-usage"
+
+
+def _frames(refs: list[dict], name: str) -> pd.DataFrame:
+    parts = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _log_run(settings: Settings, as_of: date, root: Path, params: dict, metrics: dict,
+             tables: dict[str, pd.DataFrame]) -> tuple[str, str, str]:
+    use_experiment(settings, EXPERIMENT)
+    import mlflow
+
+    with mlflow.start_run(run_name=f"peak_usage {as_of}") as run:
+        mlflow.set_tags({"pae.run_date": as_of.isoformat()})
+        mlflow.log_params(params)
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if np.isfinite(v)})
+        for name, table in tables.items():
+            if len(table):
+                path = root / f"{name}.csv"
+                table.to_csv(path, index=False)
+                mlflow.log_artifact(str(path), "metrics")
+        config = root / "config.json"
+        config.write_text(json.dumps({"forecaster": {k: (list(v) if isinstance(v, tuple) else v)
+                                                     for k, v in forecaster_params(settings).items()}}))
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc.py")),
+                                       artifacts={"config": str(config)}, code_paths=[str(REPO_ROOT / "models")])
+        return run.info.run_id, info.model_uri, run.info.artifact_uri
+
+
+class PeakUsageKind:
+    name = "peak_usage"
+    feature_sets = ("workspace_hourly",)
+
+    def shards(self, settings: Settings) -> list[int]:
+        return list(range(settings.shards))
+
+    def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
+        ref = forecast_shard(settings, engine, run_date, shard, settings.shards)
+        return ShardResult(kind=self.name, shard=shard, path=ref["path"], n_series=ref["n_series"],
+                           n_rows=ref["n_rows"], details=ref)
+
+    def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
+        as_of = run_date
+        refs = [r.details for r in shards if r.n_rows]
+        if not refs:
+            return KindResult(kind=self.name, status=RunStatus.SKIPPED, reason="no workspace had hourly history")
+        root = settings.data_dir / "peak_usage" / f"as_of={as_of.isoformat()}"
+        frame = _frames(refs, "forecast.parquet")
+        days = _frames(refs, "holdout_days.parquet")
+        summary = summarize_days(days) if len(days) else pd.DataFrame()
+        metrics: dict = {}
+        for row in summary.to_dict("records"):
+            for k, v in row.items():
+                if k not in ("metric", "model"):
+                    metrics[f"holdout_{row['metric']}_{row['model']}_{k}"] = float(v)
+        for r in refs:
+            for k, v in r.get("holdout_hourly", {}).items():
+                metrics[f"holdout_hourly_{k}_shard{r['shard']}"] = float(v)
+        metrics["alert_hours"] = float(sum(r.get("n_alert_hours", 0) for r in refs))
+        metrics["n_workspaces"] = float(sum(r["n_workspaces"] for r in refs))
+        value = metrics.get("holdout_calls_Ensemble_peak_mape", float("nan"))
+        params = {"as_of": as_of.isoformat(), "level": settings.peak_level, "headroom": settings.peak_headroom,
+                  "horizon_days": settings.peak_horizon_days, "shards": len(refs),
+                  **{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in forecaster_params(settings).items()}}
+        weights = _frames(refs, "weights.parquet")
+        choice = (weights.groupby(["metric", "group", "choice"]).size().rename("n_series").reset_index()
+                  if len(weights) else pd.DataFrame())
+        importance = ({f"{m}:{g}": c for m, g, c in choice[["metric", "group", "choice"]].itertuples(index=False)}
+                      if len(choice) else None)
+        run_id, model_uri, artifact_uri = _log_run(settings, as_of, root, params, metrics, {
+            "holdout_summary": summary, "holdout_days": days, "choices": choice,
+            "fallbacks": _frames(refs, "fallbacks.parquet"), "time_zones": _frames(refs, "time_zones.parquet")})
+        record = ModelRecord(model_type="peak_usage_ensemble", target_metric="calls_peak", training_params=params,
+                             performance_metrics=metrics, feature_importance=importance,
+                             training_data_start=min(date.fromisoformat(r["history_start"]) for r in refs),
+                             training_data_end=as_of)
+        decision = register_version(engine, settings, model_name=MODEL_NAME, model_uri=model_uri,
+                                    artifact_uri=artifact_uri, metric="holdout_peak_mape", value=value,
+                                    lower_is_better=True, tolerance=settings.peak_promotion_tolerance,
+                                    print_hash=fingerprint(as_of, params, frame), record=record)
+        frame["model_version"] = decision.version
+        frame_path = root / "forecast.parquet"
+        frame.to_parquet(frame_path)
+        return KindResult(
+            kind=self.name, status=RunStatus.SUCCESS if decision.promoted else RunStatus.SKIPPED,
+            reason=None if decision.promoted else f"challenger not promoted: {decision.reason}",
+            publish_to="predictions", prediction_type=PEAK_USAGE,
+            frame_path=str(frame_path) if decision.promoted else None, model_version=decision.version,
+            mlflow_run_id=run_id, metrics={"holdout_peak_mape": value, "alert_hours": metrics["alert_hours"]},
+            counts={"rows": len(frame)},
+            details={"promotion": decision.as_dict(), "summary": summary.to_dict("records") if len(summary) else []})
+
+
+KIND = PeakUsageKind()
