@@ -20,8 +20,21 @@ ERROR_RATE: Final = "error_rate"
 CREDITS: Final = "credits"
 CREDITS_CUMULATIVE: Final = "credits_cumulative"  # running total from the first forecast day
 
+# analytics.predictions.target_metric of peak_usage (sql/009_peak_usage.sql): hourly ``calls``/``credits`` (UTC
+# date and hour) at the published level and ``<metric>_80`` at 80%; per LOCAL day ``<metric>_peak`` (the peak
+# value, prediction_hour = the local peak hour), ``<metric>_capacity`` (capacity need with headroom),
+# ``<metric>_peak_hour_probability`` (the three likeliest peak hours) and ``<metric>_week_peak``.
+CALLS: Final = "calls"
+PEAK_METRICS: Final = (CALLS, CREDITS)
+PEAK_SUFFIX: Final = "_peak"
+CAPACITY_SUFFIX: Final = "_capacity"
+PEAK_HOUR_PROBABILITY_SUFFIX: Final = "_peak_hour_probability"
+WEEK_PEAK_SUFFIX: Final = "_week_peak"
+INTERVAL_80_SUFFIX: Final = "_80"
+
 # analytics.predictions.granularity and scenario defaults
 DAY: Final = "day"
+HOUR: Final = "hour"
 LIKELY: Final = "likely"
 
 # analytics.churn_predictions target (ml_models.target_metric)

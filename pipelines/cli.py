@@ -212,6 +212,56 @@ def cmd_cluster(args: argparse.Namespace) -> int:
     return run_cluster(get_settings(), port=args.port, workers=args.workers)
 
 
+def cmd_peaks(args: argparse.Namespace) -> int:
+    from pipelines.peak_usage.peaks_file import cmd_peaks as run
+
+    return run(args)
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from pipelines.peak_usage.capacity import CapacityError, clear_capacity, list_capacity, set_capacity
+
+    engine = _admin_engine(get_settings())
+    try:
+        if args.capacity_command == "set":
+            limits = {m: v for m, v in (("calls", args.calls), ("credits", args.credits)) if v is not None}
+            print(json.dumps(set_capacity(engine, args.workspace, limits, args.time_zone, args.note)))
+        elif args.capacity_command == "list":
+            for row in list_capacity(engine):
+                print(json.dumps(row, default=str))
+        else:
+            print(f"removed {clear_capacity(engine, args.workspace, args.metric, args.time_zone)} row(s)")
+    except CapacityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_peak_parsers(sub: argparse._SubParsersAction) -> None:
+    """``pae peaks`` (any hourly file) and ``pae capacity`` (limits for capacity alerts, declared time zones)."""
+    pk = sub.add_parser("peaks", help="daily peak hours, peak values and capacity for any hourly file")
+    pk.add_argument("--input", required=True, help="CSV or Parquet: unique_id, ds (the hour, the series' clock), y")
+    pk.add_argument("--horizon-days", type=int, default=7, help="days after each series' last day (1-28)")
+    pk.add_argument("--level", type=int, default=95, help="interval level in percent (50-99)")
+    pk.add_argument("--output", required=True, help="CSV or Parquet: unique_id, date, peak_hour, peak_value, "
+                                                     "peak_lower, peak_upper, capacity")
+    pk.set_defaults(func=cmd_peaks)
+    cap = sub.add_parser("capacity", help="capacity limits for capacity alerts, and declared time zones")
+    cs = cap.add_subparsers(dest="capacity_command", required=True)
+    s = cs.add_parser("set", help="set a workspace's capacity limit(s) per hour and/or its time zone")
+    s.add_argument("--workspace", required=True, help="UUID or source id")
+    s.add_argument("--calls", type=float, default=None, help="calls per hour the workspace's capacity handles")
+    s.add_argument("--credits", type=float, default=None, help="credits per hour the workspace's capacity handles")
+    s.add_argument("--time-zone", default=None, help="IANA zone (e.g. Europe/Paris); wins over the inferred one")
+    s.add_argument("--note", default=None)
+    cs.add_parser("list", help="the limits and declared time zones")
+    c = cs.add_parser("clear", help="remove a workspace's limits (and, with --time-zone, its declared zone)")
+    c.add_argument("--workspace", required=True)
+    c.add_argument("--metric", choices=["calls", "credits"], default=None)
+    c.add_argument("--time-zone", action="store_true")
+    cap.set_defaults(func=cmd_capacity)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pae", description="Predictive Analytics Engine")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -260,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.forecast_file import add_forecast_parser
 
     add_forecast_parser(sub)
+    add_peak_parsers(sub)
+    from pipelines.growth.goal_cli import add_goal_parsers
+
+    add_goal_parsers(sub)
+    from pipelines.agent_errors.threshold_cli import add_agent_threshold_parsers
+
+    add_agent_threshold_parsers(sub)
     add_api_parsers(sub)
     return p
 

@@ -71,4 +71,6 @@ def run_demo(settings: Settings, workspaces: int, days: int, seed: int, as_of: d
     print(f"  API             {pepper}.venv/bin/pae api-key create --workspace ws-0001   then   "
           ".venv/bin/pae serve --port 8000")
     print(f"  Airflow state   {settings.data_dir / 'airflow'} (AIRFLOW_HOME; airflow.cfg in the repo)")
+    print(f"  dashboard       {pepper}.venv/bin/pae serve --port 8000   then open http://127.0.0.1:8000/?workspace=ws-0001"
+          "   and paste a key from   .venv/bin/pae api-key create --workspace ws-0001")
     return 0

@@ -45,6 +45,23 @@ def read_series(path: Path) -> pd.DataFrame:
         raise ForecastInputError(f"Could not read {str(path)!r} as {suffix[1:]}: {exc}") from exc
 
 
+def build_forecaster(model: str, n_series: int, horizon: int, n_jobs: int = 1):
+    """The forecaster ``pae forecast --model <model>`` fits (also used by ``bench/real_series.py``).
+
+    Args:
+        model: A key of ``MODELS`` (lower case, ``_`` separated).
+        n_series: Series in the input; the ensemble includes Prophet up to :data:`PROPHET_MAX_SERIES`.
+        horizon: Steps to forecast; the ensemble backtests (and calibrates its intervals) on this
+            horizon, shortened to fit the history when needed.
+        n_jobs: Worker processes / threads.
+    """
+    if model == "seasonal_naive":
+        return MODELS[model]()
+    if model == "ensemble":
+        return MODELS[model](include_prophet=n_series <= PROPHET_MAX_SERIES, backtest_h=horizon, n_jobs=n_jobs)
+    return MODELS[model](n_jobs=n_jobs)
+
+
 def forecast_file(
     input_path: Path,
     output_path: Path,
@@ -61,8 +78,9 @@ def forecast_file(
         horizon: Steps to forecast after each series' last timestamp.
         freq: ``"D"`` or ``"h"``.
         level: Interval confidence in percent.
-        model: One of ``seasonal_naive, ets, arima, theta, prophet, gbm, ensemble``. The ensemble includes
-            Prophet when the file has at most :data:`PROPHET_MAX_SERIES` series.
+        model: One of ``seasonal_naive, ets, arima, theta, mstl, damped_ets, prophet, gbm, ensemble``. The
+            ensemble includes Prophet when the file has at most :data:`PROPHET_MAX_SERIES` series, and
+            backtests on ``horizon`` (see :func:`build_forecaster`).
 
     Returns:
         The forecast frame ``(unique_id, ds, yhat, yhat_lower, yhat_upper)``.
@@ -76,14 +94,8 @@ def forecast_file(
     if key not in MODELS:
         raise ForecastInputError(f"Unknown model {model!r}; choose one of {', '.join(MODELS)}.")
     df = read_series(input_path)
-    threads = get_settings().threads
-    if key == "seasonal_naive":
-        forecaster = MODELS[key]()
-    elif key == "ensemble":
-        n_series = df["unique_id"].nunique() if "unique_id" in df.columns else 0
-        forecaster = MODELS[key](include_prophet=n_series <= PROPHET_MAX_SERIES, n_jobs=threads)
-    else:
-        forecaster = MODELS[key](n_jobs=threads)
+    n_series = df["unique_id"].nunique() if "unique_id" in df.columns else 0
+    forecaster = build_forecaster(key, n_series, horizon, get_settings().threads)
     forecast = forecaster.fit(df, freq).predict(horizon, level)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if out_suffix == ".csv":

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 KINDS: dict[str, str] = {
     "consumption": "pipelines.consumption.kind",
     "churn": "pipelines.churn.kind",
+    "growth": "pipelines.growth.kind",
+    "peak_usage": "pipelines.peak_usage.kind",
+    "agent_errors": "pipelines.agent_errors.kind",
 }
 
 

@@ -5,8 +5,9 @@ COPY, deletes the target's rows in the set's scope that are no longer predicted,
 touching only rows whose values changed. A re-run for ``D`` leaves identical rows (ids included); a
 failure rolls everything back, so the previous predictions stay served.
 
-Two targets use it (``PREDICTIONS`` and ``CHURN``); ``publish_predictions`` and ``publish_churn_scores``
-only turn a kind's frame into the target's rows (UUIDs, rounding, checks).
+Targets: ``PREDICTIONS``, ``CHURN``, and the agent error-rate kind's ``AGENT_ERROR_ALERTS`` and
+``AGENT_ERROR_FORECASTS`` (published beside its predictions, in the same transaction: ``EXTRA_SETS``);
+``publish_*`` functions only turn a kind's frame into the target's rows (UUIDs, rounding, checks).
 """
 from __future__ import annotations
 
@@ -157,3 +158,95 @@ def churn_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame, as_of: date) -> dict:
     """Replace the churn scores of ``as_of``; users no longer scored for ``as_of`` are removed."""
     return replace_set(conn, CHURN, churn_rows(frame), {"as_of": as_of})
+
+
+AGENT_ERROR_ALERTS = PublishTarget(
+    table="analytics.agent_error_alerts",
+    stage={"workspace_id": "uuid", "agent_id": "uuid", "status": "text", "alert_level": "text",
+           "probability": "numeric", "expected_breach_date": "date", "threshold": "numeric",
+           "threshold_source": "text", "current_rate": "numeric", "baseline_rate": "numeric",
+           "calls_last_7d": "bigint", "errors_last_7d": "bigint", "trend_per_day": "numeric",
+           "failing_users_share": "numeric", "calls_at_risk": "numeric", "reason": "text", "drivers": "jsonb",
+           "risk_rank": "numeric", "model_version": "text"},
+    constants={"as_of_date": ":as_of"},
+    key=("workspace_id", "agent_id", "as_of_date"),
+    scope="t.as_of_date = :as_of",
+)
+AGENT_ERROR_FORECASTS = PublishTarget(
+    table="analytics.agent_error_forecasts",
+    stage={"workspace_id": "uuid", "agent_id": "uuid", "prediction_date": "date", "predicted_rate": "numeric",
+           "lower_80": "numeric", "upper_80": "numeric", "lower_95": "numeric", "upper_95": "numeric",
+           "expected_calls": "numeric", "p_breach_by": "numeric", "model_version": "text"},
+    constants={"as_of_date": ":as_of"},
+    key=("workspace_id", "agent_id", "prediction_date"),
+    scope="t.prediction_date > :as_of",
+)
+
+
+def _agent_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"workspace_id": _uuids(frame["workspace_id"].astype(str), "workspace"),
+                         "agent_id": _uuids(frame["agent_id"].astype(str), "agent")})
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.strftime("%Y-%m-%d")
+
+
+def agent_alert_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """An alerts frame (``models.error_rates.build_alerts`` + ``threshold_source`` and ``model_version``; source
+    ids) as ``agent_error_alerts`` rows."""
+    missing = [c for c in AGENT_ERROR_ALERTS.stage if c not in frame]
+    if missing:
+        raise ValueError(f"alerts frame lacks {missing}")
+    df = pd.concat([_agent_keys(frame), frame[[c for c in AGENT_ERROR_ALERTS.stage
+                                               if c not in ("workspace_id", "agent_id")]].reset_index(drop=True)],
+                   axis=1)
+    for col in ("probability", "threshold", "current_rate", "baseline_rate", "trend_per_day", "failing_users_share",
+                "calls_at_risk", "risk_rank"):
+        df[col] = df[col].astype(float).round(6)
+    df["expected_breach_date"] = _dates(df["expected_breach_date"])
+    df["drivers"] = [_json(v) for v in df["drivers"]]
+    p = df["probability"].dropna()
+    if not p.between(0, 1).all():
+        raise ValueError("alert probabilities must lie in [0, 1]")
+    return df
+
+
+def agent_forecast_rows(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """A forecast frame (``models.error_rates.forecast.forecast_frame`` + ``model_version``) as
+    ``agent_error_forecasts`` rows."""
+    missing = [c for c in AGENT_ERROR_FORECASTS.stage if c not in frame]
+    if missing:
+        raise ValueError(f"forecast frame lacks {missing}")
+    df = pd.concat([_agent_keys(frame), frame[[c for c in AGENT_ERROR_FORECASTS.stage
+                                               if c not in ("workspace_id", "agent_id")]].reset_index(drop=True)],
+                   axis=1)
+    for col in ("predicted_rate", "lower_80", "upper_80", "lower_95", "upper_95", "expected_calls", "p_breach_by"):
+        df[col] = df[col].astype(float).round(6)
+    df["prediction_date"] = _dates(df["prediction_date"])
+    if (df["prediction_date"] <= as_of.isoformat()).any():
+        raise ValueError(f"forecasts must be for dates after the as-of date {as_of}")
+    return df
+
+
+def publish_agent_error_alerts(conn: sa.Connection, frame: pd.DataFrame, as_of: date) -> dict:
+    """Replace the alerts of ``as_of`` (one row per agent); earlier dates' alerts stay."""
+    return replace_set(conn, AGENT_ERROR_ALERTS, agent_alert_rows(frame), {"as_of": as_of})
+
+
+def publish_agent_error_forecasts(conn: sa.Connection, frame: pd.DataFrame, as_of: date) -> dict:
+    """Replace every agent's forecast of the days after ``as_of`` (past days keep their last forecast)."""
+    return replace_set(conn, AGENT_ERROR_FORECASTS, agent_forecast_rows(frame, as_of), {"as_of": as_of})
+
+
+# Sets a kind may publish beside its main prediction set, in the same transaction (``KindResult.extra_sets``).
+EXTRA_SETS = {
+    "agent_error_alerts": publish_agent_error_alerts,
+    "agent_error_forecasts": publish_agent_error_forecasts,
+}
+
+
+def publish_extra(conn: sa.Connection, name: str, frame: pd.DataFrame, as_of: date) -> dict:
+    if name not in EXTRA_SETS:
+        raise ValueError(f"unknown prediction set {name!r}; choose from {sorted(EXTRA_SETS)}")
+    return EXTRA_SETS[name](conn, frame, as_of)

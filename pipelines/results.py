@@ -35,6 +35,8 @@ class KindResult(BaseModel):
     publish_to: PublishTo | None = None
     prediction_type: str | None = None
     frame_path: str | None = None
+    # further sets published with it, in the same transaction: ``pipelines.publish.EXTRA_SETS`` name -> frame path
+    extra_sets: dict[str, str] = Field(default_factory=dict)
     model_version: str | None = None
     mlflow_run_id: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
@@ -55,3 +57,4 @@ class PublishResult(BaseModel):
     changed: int = 0
     deleted_stale: int = 0
     reason: str | None = None
+    extra: dict[str, dict[str, int]] = Field(default_factory=dict)  # per extra set (``KindResult.extra_sets``)

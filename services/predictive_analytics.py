@@ -25,6 +25,8 @@ CONSUMPTION_TYPE = "credit_consumption"
 TOTAL = "total"
 CUMULATIVE_METRIC = "credits_cumulative"  # running totals from the first forecast day (pipelines.consumption.forecast)
 GRANULARITIES = ("day", "week")
+# A scored user's state (models/churn/rhythm.py: silence relative to the user's usual gap between active days).
+CHURN_STATES = ("active", "lapsing", "dormant")
 MAX_DAYS_AHEAD = 365
 
 
@@ -109,6 +111,7 @@ _CHURN_SUMMARY = sa.text("""
             from analytics.churn_predictions c
             where c.workspace_id = :ws and c.prediction_date = l.prediction_date
               and c.churn_probability >= :threshold
+              and (cast(:state as text) is null or c.state = cast(:state as text))
               and (cast(:users as uuid[]) is null or c.user_id = any(cast(:users as uuid[])))) as total
     from workspace w
     cross join latest l
@@ -117,10 +120,11 @@ _CHURN_SUMMARY = sa.text("""
 _CHURN_PAGE = sa.text("""
     select c.user_id, e.external_id as user_external_id,
            c.churn_probability::float8 as churn_probability, c.risk_score::float8 as risk_score,
-           c.risk_factors, c.recommended_actions, c.days_until_churn, c.model_version
+           c.risk_factors, c.recommended_actions, c.days_until_churn, c.model_version, c.state
     from analytics.churn_predictions c
     left join analytics.entities e on e.entity_type = 'user' and e.entity_id = c.user_id
     where c.workspace_id = :ws and c.prediction_date = :d and c.churn_probability >= :threshold
+      and (cast(:state as text) is null or c.state = cast(:state as text))
       and (cast(:users as uuid[]) is null or c.user_id = any(cast(:users as uuid[])))
     order by c.risk_score desc, c.churn_probability desc, c.user_id
     limit :limit offset :offset
@@ -270,6 +274,7 @@ class PredictiveAnalytics:
         risk_threshold: float = 0.0,
         limit: int = 100,
         offset: int = 0,
+        state: str | None = None,
     ) -> dict[str, Any]:
         """The latest churn scores of a workspace's users, riskiest first.
 
@@ -279,13 +284,14 @@ class PredictiveAnalytics:
             risk_threshold: Only users whose churn probability is at least this, 0 to 1.
             limit: Page size, at least 1.
             offset: Users to skip, at least 0.
+            state: Only users in this state (``active``, ``lapsing``, ``dormant``); ``None`` for all.
 
         Returns:
             ``workspace``, ``prediction_date`` (the latest scoring date of the workspace), ``risk_threshold``,
-            ``total`` (users passing the filters), ``limit``, ``offset`` and ``users``: rows of ``user_id``,
-            ``user_external_id``, ``churn_probability``, ``risk_score`` (0-100), ``risk_factors``,
-            ``recommended_actions``, ``days_until_churn`` and ``model_version``, sorted by risk score, then
-            probability (descending), then user id.
+            ``state``, ``total`` (users passing the filters), ``limit``, ``offset`` and ``users``: rows of
+            ``user_id``, ``user_external_id``, ``churn_probability``, ``risk_score`` (0-100), ``risk_factors``,
+            ``recommended_actions``, ``days_until_churn``, ``model_version`` and ``state`` (null for rows
+            scored before states existed), sorted by risk score, then probability (descending), then user id.
 
         Raises:
             ValueError: A parameter is out of range.
@@ -296,13 +302,15 @@ class PredictiveAnalytics:
             raise ValueError(f"risk_threshold must be between 0 and 1, got {risk_threshold}")
         if limit < 1 or offset < 0:
             raise ValueError(f"limit must be at least 1 and offset at least 0, got {limit} and {offset}")
-        return await asyncio.to_thread(self._user_churn, workspace_id, users, risk_threshold, limit, offset)
+        if state is not None and state not in CHURN_STATES:
+            raise ValueError(f"state must be one of {list(CHURN_STATES)}, got {state!r}")
+        return await asyncio.to_thread(self._user_churn, workspace_id, users, risk_threshold, limit, offset, state)
 
     def _user_churn(self, workspace_id: str, users: list[str] | None, risk_threshold: float, limit: int,
-                    offset: int) -> dict[str, Any]:
+                    offset: int, state: str | None = None) -> dict[str, Any]:
         ws_id = entity_uuid("workspace", workspace_id)
         user_ids = None if users is None else sorted({str(entity_uuid("user", u)) for u in users})
-        params = {"ws": str(ws_id), "threshold": risk_threshold, "users": user_ids}
+        params = {"ws": str(ws_id), "threshold": risk_threshold, "users": user_ids, "state": state}
         with self.engine.connect() as conn:
             summary = conn.execute(_CHURN_SUMMARY, params).first()
             if summary is None:
@@ -318,8 +326,172 @@ class PredictiveAnalytics:
             "workspace": ws.as_dict(),
             "prediction_date": summary.prediction_date,
             "risk_threshold": risk_threshold,
+            "state": state,
             "total": summary.total,
             "limit": limit,
             "offset": offset,
             "users": [dict(r) for r in page],
         }
+
+    async def predict_peak_usage(self, workspace_id: str, granularity: str = "hourly",
+                                 days_ahead: int = 7) -> dict[str, Any]:
+        """The latest peak-usage forecast of a workspace (``services.peak_usage``).
+
+        Args:
+            workspace_id: The workspace's UUID or external id.
+            granularity: ``hourly`` (the hourly forecast with 80% and published-level intervals, plus the
+                daily peaks) or ``daily`` (daily peaks only).
+            days_ahead: Days after the as-of date, 1 to 14 (fewer if fewer were forecast).
+
+        Returns:
+            ``workspace``, ``as_of_date``, ``time_zone``, ``granularity``, ``days_ahead``, ``confidence_level``,
+            ``model_version`` and ``metrics``: per metric (``calls``, ``credits``) ``daily`` rows (local day, peak
+            hour local and UTC, top 3 peak hours with probabilities, peak value and bounds, capacity need, the
+            limit and the day's alert), ``hourly`` rows (UTC and local hour, forecast, bounds, limit, alert),
+            ``week_peak`` and ``alerts`` (hours whose upper bound exceeds the limit).
+
+        Raises:
+            ValueError: A parameter is out of range.
+            UnknownWorkspaceError: No such workspace.
+            NoPredictionsError: The workspace has no peak-usage predictions yet.
+        """
+        from services.peak_usage import GRANULARITIES as PEAK_GRANULARITIES
+        from services.peak_usage import MAX_DAYS_AHEAD as PEAK_MAX_DAYS
+        from services.peak_usage import PeakUsageReader
+
+        if granularity not in PEAK_GRANULARITIES:
+            raise ValueError(f"granularity must be one of {PEAK_GRANULARITIES}, got {granularity!r}")
+        if not 1 <= days_ahead <= PEAK_MAX_DAYS:
+            raise ValueError(f"days_ahead must be between 1 and {PEAK_MAX_DAYS}, got {days_ahead}")
+        out = await asyncio.to_thread(PeakUsageReader(self.engine).read, workspace_id, granularity, days_ahead)
+        if out is None:
+            raise _unknown(workspace_id)
+        if out["as_of_date"] is None:
+            raise NoPredictionsError(f"no peak usage predictions yet for workspace {out['workspace']['external_id']!r}; "
+                                     "run the nightly pipeline to produce them")
+        return out
+
+    async def predict_growth_metrics(self, workspace_id: str, metric: str = "mau",
+                                     horizon_days: int = 90) -> dict[str, Any]:
+        """The latest growth projection of a workspace's DAU, WAU or MAU (``services.growth``).
+
+        Args:
+            workspace_id: The workspace's UUID or external id.
+            metric: ``dau``, ``wau`` or ``mau``.
+            horizon_days: Days after the as-of date, 1 to 365 (fewer if fewer were projected).
+
+        Returns:
+            ``workspace``, ``metric``, ``status`` (``projected``, or ``insufficient_data`` with ``reason`` and
+            ``counts`` and no projection), ``as_of_date``, ``model_version``, ``horizon_days``,
+            ``current_value``, ``history`` (daily DAU/WAU/MAU and new/returning/reactivated/lost users, the
+            metric as ``value``), ``projection`` (per day: ``worst``/``likely``/``best`` = P10/P50/P90 of the
+            sample paths, the 80% interval ``lower_80``..``upper_80`` = worst..best and the 95% interval),
+            ``milestones`` (round numbers and goals: P(reached within the horizon), P10/P50/P90 dates) and
+            ``goals`` (each with its projection of that date, or ``pending`` until the next run).
+
+        Raises:
+            ValueError: A parameter is out of range.
+            UnknownWorkspaceError: No such workspace.
+            NoPredictionsError: The growth run has not looked at the workspace yet.
+        """
+        from services.growth import MAX_HORIZON_DAYS as GROWTH_MAX_DAYS
+        from services.growth import METRICS as GROWTH_METRICS
+        from services.growth import read_growth
+
+        if metric not in GROWTH_METRICS:
+            raise ValueError(f"metric must be one of {list(GROWTH_METRICS)}, got {metric!r}")
+        if not 1 <= horizon_days <= GROWTH_MAX_DAYS:
+            raise ValueError(f"horizon_days must be between 1 and {GROWTH_MAX_DAYS}, got {horizon_days}")
+
+        def read() -> dict[str, Any]:
+            with self.engine.connect() as conn:
+                ws = resolve_workspace(conn, workspace_id)
+                body = read_growth(conn, str(ws.id), metric, horizon_days, self.history_days)
+            if body is None:
+                raise NoPredictionsError(f"no growth projection yet for workspace {ws.external_id!r}; "
+                                         "run the nightly pipeline to produce it")
+            return {"workspace": ws.as_dict(), **body}
+
+        return await asyncio.to_thread(read)
+
+
+    async def predict_error_rates(self, workspace_id: str, agent_id: str | None = None, min_level: str | None = None,
+                                  history_days: int = 28, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        """The latest error-rate forecasts and escalation alerts of a workspace's agents (``services.agent_errors``).
+
+        Args:
+            workspace_id: The workspace's UUID or external id.
+            agent_id: Only this agent (UUID or external id); ``None`` for every agent.
+            min_level: Only agents alerting at this level or above (``watch`` < ``warning`` < ``critical``).
+            history_days: Days of daily calls, failures and rate returned per agent, 1 to 365.
+            limit: Page size, at least 1. offset: Agents to skip, at least 0.
+
+        Returns:
+            ``workspace``, ``as_of_date`` (the latest run), ``status`` (``ok``, or ``no_agents`` with a ``note``
+            when no agent of the workspace had calls in the 90 days to it), ``agents_in_workspace``, ``total``
+            (agents passing the filters), ``alerting`` (of those, with a level) and ``agents``, riskiest first:
+            ``agent`` (``id``, ``external_id``), ``status`` (``ok``, ``escalating``, ``breach``, ``chronic``,
+            ``insufficient_volume``, ``inactive``), ``alert`` (level or null, probability of a breach within
+            the horizon, expected breach date, threshold and its source, current and baseline rates, calls and
+            failures in 7 days, trend per day, share of the workspace's users failing, calls at risk, reason
+            in words, drivers), ``model_version``, ``forecast`` (per day: predicted rate, 80% and 95% bounds,
+            expected calls, probability the breach is confirmed by then; none for inactive agents) and
+            ``history`` (per day: calls, errors, error rate or null without calls).
+
+        Raises:
+            ValueError: A parameter is out of range.
+            UnknownWorkspaceError: No such workspace.
+            UnknownAgentError: ``agent_id`` names no agent of the workspace in the latest run.
+            NoPredictionsError: The error-rate kind has never run.
+        """
+        from services.agent_errors import MAX_HISTORY_DAYS, levels_from, read_error_rates
+
+        levels_from(min_level)  # validates
+        if not 1 <= history_days <= MAX_HISTORY_DAYS:
+            raise ValueError(f"history_days must be between 1 and {MAX_HISTORY_DAYS}, got {history_days}")
+        if limit < 1 or offset < 0:
+            raise ValueError(f"limit must be at least 1 and offset at least 0, got {limit} and {offset}")
+
+        def read() -> dict[str, Any]:
+            with self.engine.connect() as conn:
+                out = read_error_rates(conn, workspace_id, agent_id, min_level, history_days, limit, offset)
+            if out is None:
+                raise _unknown(workspace_id)
+            if out["as_of_date"] is None:
+                raise NoPredictionsError(f"no error-rate predictions yet (workspace {out['workspace']['external_id']!r});"
+                                         " run the nightly pipeline to produce them")
+            return {**out, "min_level": min_level, "limit": limit, "offset": offset}
+
+        return await asyncio.to_thread(read)
+
+    async def what_if(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A what-if scenario on the stored predictions (``services.what_if``; no retraining, deterministic).
+
+        Args:
+            request: ``workspace_id``, ``base_scenario``, ``adjustments`` (dicts with ``type``; ranges as in
+                ``services.what_if.RANGES``), ``metrics`` (``credits``, ``dau``, ``wau``, ``mau``), ``horizon_days``.
+
+        Returns:
+            ``workspace``, the as-of dates, ``metrics`` (per metric, and for credits per feature/service: the
+            baseline and adjusted series with intervals, the difference over the horizon, milestones before and
+            after) and ``explanations`` (each adjustment's contribution in words).
+
+        Raises:
+            ValueError: An adjustment is out of range (``what_if.WhatIfInputError`` names it).
+            UnknownWorkspaceError: No such workspace.
+            NoPredictionsError: Nothing asked for has been predicted for the workspace yet.
+        """
+        from services.what_if import compute, validate_request
+
+        request = validate_request(request)
+
+        def read() -> dict[str, Any]:
+            with self.engine.connect() as conn:
+                ws = resolve_workspace(conn, request["workspace_id"])
+                out = compute(conn, request, ws.external_id)
+            if out is None:
+                raise NoPredictionsError(f"no predictions of {', '.join(request['metrics'])} yet for workspace "
+                                         f"{ws.external_id!r}; run the nightly pipeline to produce them")
+            return out
+
+        return await asyncio.to_thread(read)

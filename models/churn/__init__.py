@@ -29,6 +29,9 @@ Choices (the contract for the pipeline, the API and the dashboard), one module e
   (``pipelines.churn.wording``).
 * **Metrics** (:mod:`.metrics`): :func:`evaluate`, the plots, and **risk_score** =
   ``round(100 * calibrated probability, 1)``: calibrated, so 30 means about 30%.
+* **Rhythm and state** (:mod:`.rhythm`): the usual gap between a user's active days, the state
+  (``active`` / ``lapsing`` / ``dormant``: silence within ``max(3g, 7)`` days, beyond ``max(10g, 30)``,
+  or between) and the MBG/NBD probability of being alive (closed form, pooled maximum likelihood).
 * **days_until_churn** (:mod:`.time_to_churn`, :class:`TimeToChurnModel`): median days until the
   user's lapse starts (a lapse is ``window`` days without activity), from a discrete-time model;
   ``-1`` from :meth:`TimeToChurnModel.predict_days`, NULL in :meth:`ChurnModel.predict`, when the
@@ -65,12 +68,14 @@ from .explanation import (
 from .metrics import (
     calibration_plot,
     evaluate,
+    evaluate_by_group,
     expected_calibration_error,
     risk_score,
     roc_plot,
     top_decile_lift,
 )
 from .model import MODEL_FORMAT, ChurnModel
+from .rhythm import MBGNBD, STATES, churn_state, state_thresholds, usual_gap
 from .selection import ModelSelection, select_model
 from .time_to_churn import TimeToChurnModel
 
@@ -82,7 +87,9 @@ __all__ = [
     "EXPLAINER_PARAMS",
     "HEAVY_TAILED",
     "KEYS",
+    "MBGNBD",
     "MODEL_FORMAT",
+    "STATES",
     "CalibratedClassifier",
     "Calibrator",
     "ChurnClassifier",
@@ -97,7 +104,9 @@ __all__ = [
     "XGBoostChurnClassifier",
     "calibration_plot",
     "check_sufficient",
+    "churn_state",
     "evaluate",
+    "evaluate_by_group",
     "expected_calibration_error",
     "explain_drivers",
     "fit_calibrated",
@@ -106,5 +115,7 @@ __all__ = [
     "risk_score",
     "roc_plot",
     "select_model",
+    "state_thresholds",
     "top_decile_lift",
+    "usual_gap",
 ]

@@ -18,16 +18,18 @@ from .classifiers import _matrix
 
 #: Columns grouped into drivers; a driver's contribution is the sum over its columns.
 DRIVER_COLUMNS: dict[str, tuple[str, ...]] = {
-    "recency": ("recency_days",),
+    "recency": ("recency_days", "silence_ratio", "p_alive"),
     "activity_drop": (
         "active_days_28", "active_days_prev_28", "engagement_drop_28", "active_days_7", "active_days_90",
         "frequency_90", "activity_slope_8w", "wow_ratio", *[f"weekly_active_w{i}" for i in range(8)],
+        "active_days_365", "gap_mean_days", "gap_cv", "usual_gap_days", "longest_gap_days",
     ),
     "low_usage": ("calls_7", "calls_28", "credits_28", "credits_90", "credits_per_active_day_28"),
     "narrow_usage": ("features_used_28", "features_used_90"),
     "errors": ("errors_28", "error_rate_28"),
     "tenure": ("tenure_days",),
-    "workspace_decline": ("ws_active_users_28", "ws_users_ever", "ws_credits_trend", "share_of_ws_credits_28"),
+    "workspace_decline": ("ws_active_users_28", "ws_users_ever", "ws_credits_trend", "share_of_ws_credits_28",
+                          "ws_usual_gap_days"),
 }
 DRIVER_OF_COLUMN: dict[str, str] = {c: d for d, cols in DRIVER_COLUMNS.items() for c in cols}
 #: XGBoost explainer settings when the champion is another kind: small trees keep TreeSHAP cheap.

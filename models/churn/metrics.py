@@ -60,6 +60,12 @@ def evaluate(y: Sequence[int], p: Sequence[float]) -> dict[str, float]:
     }
 
 
+def evaluate_by_group(y: Sequence[int], p: Sequence[float], groups: Sequence[object]) -> dict[str, dict[str, float]]:
+    """:func:`evaluate` within each group (e.g. each user state), groups in order of first appearance."""
+    y, p, groups = _labels(y), np.asarray(p, dtype=float), np.asarray(groups, dtype=object)
+    return {str(g): evaluate(y[groups == g], p[groups == g]) for g in dict.fromkeys(groups.tolist())}
+
+
 def _figure(width: float = 5.0, height: float = 4.5) -> Figure:
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)

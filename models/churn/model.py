@@ -35,6 +35,7 @@ from .classifiers import (
 from .data import InsufficientDataError, TrainingSet, _iso, check_sufficient
 from .explanation import EXPLAINER_PARAMS, explain_drivers
 from .metrics import risk_score
+from .rhythm import churn_state
 from .selection import select_model
 from .time_to_churn import TimeToChurnModel
 
@@ -161,10 +162,12 @@ class ChurnModel:
         Returns:
             Frame on ``X``'s index with ``churn_probability``, ``risk_score`` (0–100), ``drivers``
             (per user a list of ``{"feature", "driver", "contribution", "value"}`` dicts, strongest
-            first, see :meth:`explain`) and ``days_until_churn`` (nullable Int64; NULL = lapse not
-            expected within the window, or no time-to-churn model).
+            first, see :meth:`explain`), ``days_until_churn`` (nullable Int64; NULL = lapse not
+            expected within the window, or no time-to-churn model) and ``state`` (``active``, ``lapsing``
+            or ``dormant`` from ``recency_days`` and ``usual_gap_days``, see
+            :func:`~models.churn.rhythm.churn_state`; None when the model has no such columns).
         """
-        columns = ["churn_probability", "risk_score", "drivers", "days_until_churn"]
+        columns = ["churn_probability", "risk_score", "drivers", "days_until_churn", "state"]
         if len(self._features(X)) == 0:
             return pd.DataFrame(columns=columns, index=X.index)
         p = self.predict_proba(X)
@@ -173,11 +176,14 @@ class ChurnModel:
         if self.time_model is not None:
             raw = self.time_model.predict_days(self._features(X))
             days = np.where(raw > 0, raw, np.nan)
+        has_rhythm = {"recency_days", "usual_gap_days"} <= set(self.feature_columns)
+        state = churn_state(X["recency_days"], X["usual_gap_days"]) if has_rhythm else np.full(len(X), None)
         values = [
             p,
             risk_score(p),
             drivers,
             pd.array(days, dtype="Int64"),
+            state,
         ]
         return pd.DataFrame(dict(zip(columns, values)), index=X.index)
 

@@ -6,8 +6,9 @@ steps after each series' own last timestamp, at frequency ``"D"`` or ``"h"``::
     from models.forecasting import Ensemble
     fcst = Ensemble(n_jobs=2).fit(df, freq="D").predict(h=30, level=95)
 
-Members: :class:`SeasonalNaive` (the baseline), :class:`ETS`, :class:`ARIMA`, :class:`Theta`, :class:`Prophet`,
-:class:`GlobalGBM` (one XGBoost model for all series) and the :class:`Ensemble` of them, whose
+Members: :class:`SeasonalNaive` (the baseline), :class:`ETS`, :class:`DampedETS` (damped trend), :class:`ARIMA`,
+:class:`Theta`, :class:`MSTL` (weekly + yearly seasons for daily data, daily + weekly for hourly data),
+:class:`Prophet`, :class:`GlobalGBM` (one XGBoost model for all series) and the :class:`Ensemble` of them, whose
 weights and conformal intervals come from a rolling-origin backtest. :class:`ConformalForecaster`
 gives any member calibrated intervals. :func:`cross_validation` and :func:`evaluate` backtest and
 score any list of models.
@@ -18,15 +19,17 @@ Choices:
   ``fill="interpolate"`` interpolates linearly; ``fill=None`` rejects gaps.
 * Outliers and holidays: :class:`Robust` fits a member on history cleaned of one-off spikes and
   dips and of holidays (each series' holiday calendar is inferred from its history among a few
-  countries), then scales its forecast on future holidays. The ensemble's ETS, ARIMA and
-  GlobalGBM are wrapped this way by default.
+  countries), then scales its forecast on future holidays. The ensemble's members other than
+  SeasonalNaive are wrapped this way by default.
 * Robustness: series shorter than two seasons (14 days, 48 hours) or constant get a window
   average; a member that raises on a series gives that series the seasonal naive forecast. Both
-  are listed in the model's ``fallbacks`` with the reason and logged.
+  are listed in the model's ``fallbacks`` with the reason and logged. MSTL leaves out a season
+  with fewer than two cycles in the history (the yearly one below 730 days) and says so in ``seasons_``.
 * Intervals never go below zero for series whose history is non-negative, and always satisfy
   ``yhat_lower <= yhat <= yhat_upper``.
-* Scale: per-series models (ETS, ARIMA, Prophet) fork ``n_jobs`` processes and use at most a year
-  (ETS) or half a year (ARIMA) of history; GlobalGBM uses ``n_jobs`` XGBoost threads.
+* Scale: per-series models (ETS, DampedETS, ARIMA, Theta, MSTL, Prophet) fork ``n_jobs`` processes and
+  use at most a year (ETS, DampedETS, Theta), half a year (ARIMA) or three years (MSTL, daily data) of
+  history; GlobalGBM uses ``n_jobs`` XGBoost threads.
 * Models are deterministic given their seeds.
 """
 from .base import Fallback, Forecaster, SeasonalNaive
@@ -48,7 +51,7 @@ from .evaluation import (
     wape,
 )
 from .gbm import GlobalGBM
-from .members import ARIMA, ETS, Prophet, Theta
+from .members import ARIMA, ETS, MSTL, DampedETS, Prophet, Theta
 from .panel import Panel
 from .robust import Robust
 
@@ -57,6 +60,8 @@ MODELS = {
     "ets": ETS,
     "arima": ARIMA,
     "theta": Theta,
+    "mstl": MSTL,
+    "damped_ets": DampedETS,
     "prophet": Prophet,
     "gbm": GlobalGBM,
     "ensemble": Ensemble,
@@ -68,8 +73,10 @@ __all__ = [
     "ETS",
     "MODELS",
     "SEASON_LENGTH",
+    "MSTL",
     "ConformalCalibrator",
     "ConformalForecaster",
+    "DampedETS",
     "Ensemble",
     "Evaluation",
     "Fallback",

@@ -12,7 +12,7 @@ from .baselines import finalise
 from .checks import ForecastInputError, check_horizon, check_level
 from .evaluation import backtest, check_names
 from .gbm import GlobalGBM
-from .members import ARIMA, ETS, Prophet, Theta
+from .members import ARIMA, ETS, MSTL, DampedETS, Prophet, Theta
 from .panel import Panel, mase_scale
 from .robust import Robust
 
@@ -30,13 +30,34 @@ def feasible_backtest_h(panel: Panel, h: int, n_windows: int, step: int | None) 
     return max(0, min(h, fit))
 
 
+def isotonic_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least-squares non-decreasing fit of ``values`` (pool-adjacent-violators).
+
+    Entries with weight 0 take the value of the block they fall in (0 if all weights are 0).
+    """
+    blocks: list[list[float]] = []  # [weighted mean, total weight, count]
+    for v, w in zip(np.asarray(values, float), np.asarray(weights, float)):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            (v2, w2, c2), (v1, w1, c1) = blocks.pop(), blocks.pop()
+            total = w1 + w2
+            mean = (v1 * w1 + v2 * w2) / total if total > 0 else max(v1, v2)
+            blocks.append([mean, total, c1 + c2])
+    return np.repeat([b[0] for b in blocks], [b[2] for b in blocks])
+
+
 class ConformalCalibrator:
     """Split-conformal interval half-widths per horizon step, from backtest errors.
 
     Scores are absolute errors divided by the series' MASE scale (its seasonal-naive MAE), pooled
     over series, so one set of quantiles serves series of any size and noise level. Step ``k``
-    uses the scores of step ``k`` and, while fewer than ``min_pool``, of neighbouring steps too.
-    Quantiles are made non-decreasing in ``k``; beyond the backtest horizon ``H`` they are not
+    uses the scores of step ``k`` and, while fewer than ``min_pool``, of neighbouring steps too,
+    with the split-conformal finite-sample rank ``ceil((n + 1) * level)``. Quantiles are made
+    non-decreasing in ``k`` by a weighted isotonic fit (pool-adjacent-violators, weights = scores
+    per step), not by a running maximum: per-step quantiles of a few hundred scores are noisy, and
+    their running maximum follows the upper envelope of that noise (and, for hourly data, of the
+    time-of-day profile), which made 95% intervals cover 97.5% of real daily and 98.5% of real
+    hourly points (``bench/real_series.py``). Beyond the backtest horizon ``H`` quantiles are not
     calibrated but extrapolated as ``q[H] * (k / H) ** growth``.
 
     Args:
@@ -63,7 +84,7 @@ class ConformalCalibrator:
 
     def quantiles(self, level: int, h: int) -> np.ndarray:
         """Normalised half-widths for steps ``1..h`` at ``level`` percent."""
-        base = np.zeros(self.h)
+        base, sizes = np.zeros(self.h), np.zeros(self.h)
         for k in range(self.h):
             radius = 0
             pool = self.scores[k]
@@ -72,8 +93,8 @@ class ConformalCalibrator:
                 pool = np.concatenate(self.scores[max(0, k - radius) : k + radius + 1])
             if pool.size:
                 rank = min(pool.size, int(np.ceil((pool.size + 1) * level / 100)))  # finite-sample correction
-                base[k] = np.sort(pool)[rank - 1]
-        base = np.maximum.accumulate(base)
+                base[k], sizes[k] = np.sort(pool)[rank - 1], pool.size
+        base = isotonic_increasing(base, sizes)
         steps = np.arange(1, h + 1)
         return np.where(steps <= self.h, base[np.minimum(steps, self.h) - 1], base[-1] * (steps / self.h) ** self.growth)
 
@@ -153,19 +174,29 @@ def default_members(
     fill: str | None = "zero",
     robust: bool = True,
 ) -> list[BaseForecaster]:
-    """SeasonalNaive, ETS, ARIMA, Theta and GlobalGBM, plus Prophet if asked.
+    """SeasonalNaive, ETS, ARIMA, Theta, GlobalGBM, MSTL and DampedETS, plus Prophet if asked.
 
-    With ``robust`` (default) ETS, ARIMA, Theta and GlobalGBM are wrapped in :class:`Robust`: fitted on
-    history cleaned of outliers and holidays, with holiday effects re-applied. SeasonalNaive stays
-    the plain baseline.
+    MSTL (weekly + yearly seasons for daily data, daily + weekly for hourly data; without the longer
+    season when the history holds less than two cycles of it) covers yearly seasonality and the
+    weekly season of hourly data; DampedETS covers trend and level growth. The backtest decides
+    their weights like everyone else's.
+
+    With ``robust`` (default) every member but SeasonalNaive is wrapped in :class:`Robust`: fitted on
+    history cleaned of outliers and holidays, with holiday effects re-applied (for MSTL over all the
+    three years it looks at). SeasonalNaive stays the plain baseline.
     """
+    mstl = MSTL(n_jobs=n_jobs, fill=fill)
     learned: list[BaseForecaster] = [
         ETS(n_jobs=n_jobs, fill=fill),
         ARIMA(n_jobs=n_jobs, fill=fill),
         Theta(n_jobs=n_jobs, fill=fill),
         GlobalGBM(country=country, n_jobs=n_jobs, seed=seed, fill=fill),
+        mstl,
+        DampedETS(n_jobs=n_jobs, fill=fill),
     ]
-    members: list[BaseForecaster] = [SeasonalNaive(fill=fill), *(Robust(m) if robust else m for m in learned)]
+    if robust:  # MSTL looks at up to three years: clean all of them
+        learned = [Robust(m, history_days=7 * mstl.max_history) if m is mstl else Robust(m) for m in learned]
+    members: list[BaseForecaster] = [SeasonalNaive(fill=fill), *learned]
     if include_prophet:
         members.append(Prophet(country=country, n_jobs=n_jobs, seed=seed, fill=fill))
     return members

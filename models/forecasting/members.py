@@ -1,4 +1,5 @@
-"""Local statistical members: ETS, ARIMA, Theta (statsforecast) and Prophet, fitted series by series."""
+"""Local statistical members: ETS, damped-trend ETS, ARIMA, Theta, MSTL (statsforecast) and Prophet, fitted series
+by series."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,9 @@ import pandas as pd
 
 from .base import PerSeriesForecaster
 from .checks import SEASON_LENGTH, ForecastInputError, check_holiday_country
+from .panel import Panel
+
+logger = logging.getLogger(__name__)
 
 
 class _StatsForecastMember(PerSeriesForecaster):
@@ -147,6 +151,184 @@ class Theta(_StatsForecastMember):
         from statsforecast.models import DynamicOptimizedTheta
 
         return DynamicOptimizedTheta(season_length=season_length)
+
+
+class DampedETS(ETS):
+    """Exponential smoothing with an additive damped trend (statsforecast AutoETS, ``damped=True``).
+
+    For series that grow or shrink: a damped trend follows the recent slope and flattens it out over
+    the horizon, where a linear trend (Holt) overshoots and the default no-trend ETS lags behind.
+    The default ``model="ZAA"`` lets AICc pick additive or multiplicative errors with the damped
+    additive trend and an additive weekly (daily data) or daily (hourly data) season: two
+    candidate models, so about twice ETS's cost.
+
+    Args:
+        model: AutoETS model string; its trend letter must allow a trend (``"A"`` or ``"Z"``).
+        max_history: Seasons of history used per series (52 = one year for daily data).
+        n_jobs: Worker processes.
+        alias: Column name in backtests (default ``"DampedETS"``).
+        fill: Gap handling, see :meth:`Panel.from_frame`.
+    """
+
+    _default_name = "DampedETS"
+
+    def __init__(
+        self,
+        *,
+        model: str = "ZAA",
+        max_history: int | None = 52,
+        n_jobs: int = 1,
+        alias: str | None = None,
+        fill: str | None = "zero",
+    ):
+        if len(model) != 3 or model[1] not in "AZ":
+            raise ForecastInputError(f"DampedETS needs a trend: model[1] must be 'A' or 'Z', got {model!r}.")
+        super().__init__(model=model, max_history=max_history, n_jobs=n_jobs, alias=alias, fill=fill)
+
+    def _make_model(self, season_length: int) -> Any:
+        from statsforecast.models import AutoETS
+
+        return AutoETS(season_length=season_length, model=self.model, damped=True)
+
+
+MSTL_SEASONS = {"D": (7, 365), "h": (24, 168)}
+"""Seasons of :class:`MSTL`: weekly and yearly for daily data, daily and weekly for hourly data."""
+
+
+def _odd_at_least(x: float) -> int:
+    n = int(np.ceil(x))
+    return n if n % 2 else n + 1
+
+
+def mstl_decompose(y: np.ndarray, seasons: Sequence[int], jumps: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """statsforecast's MSTL decomposition (``statsforecast.mstl.mstl``): STL per season, shortest first,
+    iterated twice, seasonal windows 11, 15, ... and ``seasonal_deg=0``.
+
+    With ``jumps`` the LOESS fits are evaluated every ``ceil(window / 10)`` points and interpolated in
+    between, as R's ``stl`` does by default (statsmodels evaluates every point): for weekly + yearly
+    seasons on three years of daily data that is 20 ms instead of 1.5 s per series, and the 30-day
+    forecast of US births moves by 0.5%. Without ``jumps`` the result equals statsforecast's.
+
+    Returns:
+        The seasonal components (n_seasons, n) in the order of ``seasons`` (sorted), and the
+        deseasonalised series (trend + remainder).
+    """
+    from statsmodels.tsa.seasonal import STL
+
+    seasons = sorted(seasons)
+    seas = np.zeros((len(seasons), y.size))
+    deseas = np.asarray(y, float).copy()
+    for _ in range(2 if len(seasons) > 1 else 1):
+        for i, period in enumerate(seasons):
+            deseas = deseas + seas[i]
+            window = 7 + 4 * (i + 1)
+            kwargs: dict[str, int] = {}
+            if jumps:
+                trend = _odd_at_least(1.5 * period / (1 - 1.5 / window))  # statsmodels' default windows
+                low_pass = _odd_at_least(period + 1)
+                kwargs = {"seasonal_jump": int(np.ceil(window / 10)), "trend_jump": int(np.ceil(trend / 10)),
+                          "low_pass_jump": int(np.ceil(low_pass / 10))}
+            seas[i] = STL(deseas, period=period, seasonal=window, seasonal_deg=0, **kwargs).fit().seasonal
+            deseas = deseas - seas[i]
+    return seas, deseas
+
+
+class MSTL(PerSeriesForecaster):
+    """Multiple seasonal-trend decomposition (MSTL, Bandara et al. 2021), statsforecast's algorithm.
+
+    STL (LOESS) splits each series into one component per season and a deseasonalised rest (trend +
+    remainder); the seasons are forecast by repeating their last cycle and the rest by statsforecast
+    AutoETS without season (``trend_model``, default ``"ZZN"``: AICc picks no, linear or damped
+    trend), as statsforecast's ``MSTL`` does; intervals are the trend model's. The decomposition is
+    :func:`mstl_decompose` (statsforecast's, with R's interpolation steps; ``jumps=False`` gives
+    statsforecast's exactly). Seasons: weekly and yearly (7, 365) for daily data, daily and weekly
+    (24, 168) for hourly data.
+
+    **Short series**: STL needs two full cycles of a season, so a season longer than half the history
+    is left out: a daily series with less than two years (730 days) is decomposed with its weekly
+    season only, an hourly one with less than two weeks with its daily season only. That is still
+    MSTL, not a fallback, so it is not in ``fallbacks``: :attr:`seasons_` says which seasons each
+    series got, and the count is logged. Series shorter than two of the shortest season get the
+    window average like every member. Forwarding to a history long enough for another season refits.
+
+    Args:
+        trend_model: AutoETS model string for the trend (its season letter must be ``"N"``).
+        jumps: LOESS interpolation steps, see :func:`mstl_decompose`.
+        max_history: Seasons of the shortest period used per series (156: three years of daily data,
+            156 days of hourly data).
+        n_jobs: Worker processes.
+        alias: Column name in backtests (default ``"MSTL"``).
+        fill: Gap handling, see :meth:`Panel.from_frame`.
+
+    Attributes:
+        seasons_: Per series id, the season lengths of its last fit or forward.
+    """
+
+    _default_name = "MSTL"
+    _forward_in_process = True  # forwarding only stores the new history; the decomposition runs in predict
+
+    def __init__(
+        self,
+        *,
+        trend_model: str = "ZZN",
+        jumps: bool = True,
+        max_history: int | None = 156,
+        n_jobs: int = 1,
+        alias: str | None = None,
+        fill: str | None = "zero",
+    ):
+        if not isinstance(trend_model, str) or len(trend_model) != 3 or trend_model[2] != "N":
+            raise ForecastInputError(f"trend_model must be an AutoETS string without season, e.g. 'ZZN'; got {trend_model!r}.")
+        super().__init__(max_history=max_history, n_jobs=n_jobs, alias=alias, fill=fill)
+        self.trend_model = trend_model
+        self.jumps = jumps
+
+    @staticmethod
+    def seasons_for(n: int, freq: str) -> tuple[int, ...]:
+        """Seasons a history of ``n`` points supports: those with two full cycles (at least the shortest)."""
+        seasons = MSTL_SEASONS[freq]
+        return tuple(m for m in seasons if n >= 2 * m) or seasons[:1]
+
+    def _fit_one(self, y: np.ndarray, start: pd.Timestamp, freq: str) -> tuple:
+        from statsforecast.models import AutoETS
+
+        seasons = self.seasons_for(y.size, freq)
+        seas, deseas = mstl_decompose(y, seasons, self.jumps)
+        return AutoETS(model=self.trend_model).fit(deseas), seasons, seas, None
+
+    def _forward_one(self, state: tuple, y: np.ndarray, start: pd.Timestamp, freq: str) -> tuple:
+        if state[1] != self.seasons_for(y.size, freq):
+            return self._fit_one(y, start, freq)  # the longer history allows another season
+        return state[0], state[1], None, y
+
+    def _predict_one(self, state: tuple, h: int, levels: Sequence[int]) -> tuple[np.ndarray, dict]:
+        trend, seasons, seas, y_new = state
+        if y_new is None:
+            out = trend.predict(h, level=list(levels))
+        else:
+            seas, deseas = mstl_decompose(y_new, seasons, self.jumps)
+            out = trend.forward(deseas, h, level=list(levels))
+        future = sum(np.resize(seas[i, -m:], h) for i, m in enumerate(seasons))  # each season's last cycle, repeated
+        return np.asarray(out["mean"], float) + future, {
+            lv: (np.asarray(out[f"lo-{lv}"], float) + future, np.asarray(out[f"hi-{lv}"], float) + future)
+            for lv in levels
+        }
+
+    def _fit(self, panel: Panel) -> None:
+        super()._fit(panel)
+        self._log_seasons(panel)
+
+    def _forward(self, panel: Panel) -> None:
+        super()._forward(panel)
+        self._log_seasons(panel)
+
+    def _log_seasons(self, panel: Panel) -> None:
+        self.seasons_ = {uid: state[1] for uid, state in self._states.items()}
+        longest = MSTL_SEASONS[panel.freq][-1]
+        short = sum(longest not in s for s in self.seasons_.values())
+        if short:
+            logger.info("%s: %d of %d series have less than two cycles of season %d; fitted without it",
+                        self.name, short, len(self.seasons_), longest)
 
 
 def _import_prophet() -> Any:

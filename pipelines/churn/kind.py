@@ -1,5 +1,5 @@
 """User churn as a prediction kind: one unit of work (training is pooled across workspaces), scores for
-every recently active user, published to ``analytics.churn_predictions``."""
+every user seen within ``churn_lookback_days``, each with a state, published to ``analytics.churn_predictions``."""
 from __future__ import annotations
 
 from datetime import date

@@ -15,7 +15,7 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """Input: a frame with the ``user_behaviour`` feature columns; output: the scores frame.
 
     Columns: ``churn_probability``, ``risk_score``, ``risk_factors``, ``recommended_actions``,
-    ``days_until_churn`` (see :func:`pipelines.churn.wording.with_words`).
+    ``days_until_churn``, ``state`` (see :func:`pipelines.churn.wording.with_words`).
     """
 
     def load_context(self, context) -> None:

@@ -1,9 +1,13 @@
 """Churn: point-in-time training sets, out-of-time evaluation, MLflow tracking, scores for date ``D``.
 
-Label: a user active in the 28 days to ``T`` churns when they have no activity in ``(T, T + window]``
-(``settings.churn_window_days``, default 30). Snapshots are weekly as-of dates; their features come from
-the offline store (``user_behaviour`` as of ``T``, built from events up to ``T`` only). Users with no
-complete future window yet are never labelled.
+Population: every user seen within ``settings.churn_lookback_days`` (365) of ``T`` is scored and, in
+training snapshots, labelled; each gets a state (``active`` / ``lapsing`` / ``dormant``, from their silence
+relative to their usual gap, :mod:`models.churn.rhythm`). Label: a user churns when they have no activity
+in ``(T, T + window]`` (``settings.churn_window_days``, default 30). Snapshots are weekly as-of dates; their
+features come from the offline store (``user_behaviour`` as of ``T``, built from events up to ``T`` only).
+Users with no complete future window yet are never labelled. Out-of-time metrics are reported for the
+whole population, for each state (``oot_<metric>_<state>``) and for the users active within
+``settings.churn_active_within_days`` of ``T`` (``oot_<metric>_recent``: the population scored before).
 
 Evaluation is strictly out of time: the test snapshot is ``D - window`` (the latest with a complete
 label window), and training snapshots end ``window`` days before it, so no training label window
@@ -33,16 +37,39 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "pae-user-churn"
 EXPERIMENT = "user-churn"
-ACTIVE_WITHIN_DAYS = 28
+_REPORTED = ("auc", "pr_auc", "brier", "ece", "base_rate", "n")  # per state and for the recent population
 
 
 def snapshot_features(settings: Settings, agg: DailyAggregates, as_of: date) -> pd.DataFrame:
-    """``user_behaviour`` as of a date from the offline store, computed and stored when missing."""
+    """``user_behaviour`` as of a date (users seen within ``churn_lookback_days``), from the offline store.
+
+    Computed and stored when missing.
+    """
     frame = read_offline(settings.offline_store_dir, USER_BEHAVIOUR, as_of)
     if frame is None:
         frame = build_user_features(agg, as_of)
         write_offline(settings.offline_store_dir, USER_BEHAVIOUR, as_of, frame)
-    return frame[frame["recency_days"] < ACTIVE_WITHIN_DAYS].reset_index(drop=True)
+    return frame[frame["recency_days"] < settings.churn_lookback_days].reset_index(drop=True)
+
+
+def user_states(frame: pd.DataFrame) -> np.ndarray:
+    """``active`` / ``lapsing`` / ``dormant`` per row of a ``user_behaviour`` frame."""
+    from models.churn import churn_state
+
+    return churn_state(frame["recency_days"], frame["usual_gap_days"])
+
+
+def segment_metrics(settings: Settings, frame: pd.DataFrame, y, p) -> dict[str, float]:
+    """Out-of-time metrics per state (``oot_auc_active``, ...) and for the recently active (``..._recent``)."""
+    from models.churn import STATES, evaluate, evaluate_by_group
+
+    y, p = np.asarray(y), np.asarray(p)
+    by_state = evaluate_by_group(y, p, user_states(frame))
+    recent = (frame["recency_days"] < settings.churn_active_within_days).to_numpy()
+    groups = {s: by_state[s] for s in STATES if s in by_state}
+    if recent.any():
+        groups["recent"] = evaluate(y[recent], p[recent])
+    return {f"oot_{k}_{g}": v[k] for g, v in groups.items() for k in _REPORTED}
 
 
 def active_days(agg: DailyAggregates) -> pd.DataFrame:
@@ -163,6 +190,7 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
 
     p_test = model.predict_proba(test[model.feature_columns])
     metrics = {f"oot_{k}": v for k, v in evaluate(test["churned"], p_test).items()}
+    metrics.update(segment_metrics(settings, test, test["churned"], p_test))
     metrics.update({f"cv_auc_{k}": v for k, v in model.metadata["mean_auc"].items() if v is not None})
     ref["metrics"] = metrics
     ref["champion_kind"] = model.kind
@@ -171,7 +199,8 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     params = {"run_date": run_date.isoformat(), "window_days": window, "test_date": test_date.isoformat(),
               "train_dates": ",".join(ref["train_dates"]), "n_train": ref["n_train"], "n_test": ref["n_test"],
               "champion_kind": model.kind, "kinds": ",".join(kinds or CLASSIFIER_KINDS),
-              "feature_set": USER_BEHAVIOUR.key, "min_per_class": settings.churn_min_examples}
+              "feature_set": USER_BEHAVIOUR.key, "min_per_class": settings.churn_min_examples,
+              "lookback_days": settings.churn_lookback_days}
     with tempfile.TemporaryDirectory(prefix="churn-bundle-") as tmp:  # MLflow copies it into the run
         bundle = Path(tmp) / "bundle"
         model.save(bundle)
@@ -198,6 +227,7 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
     scored = with_words(model.predict(X), X)  # drivers (data) -> risk_factors and recommended_actions
     scores = pd.concat([population[["workspace_id", "user_id"]], scored.reset_index(drop=True)], axis=1)
     scores["model_version"] = version
+    ref["states"] = {k: int(v) for k, v in scores["state"].value_counts().sort_index().items()}
     for col in ("risk_factors", "recommended_actions"):  # JSON text: Parquet would turn lists into arrays
         scores[col] = [json.dumps(v, sort_keys=True, default=float) for v in scores[col]]
     out = settings.data_dir / "churn" / f"as_of={run_date.isoformat()}" / "scores.parquet"

@@ -8,7 +8,13 @@ into the ``risk_factors`` and ``recommended_actions`` lists that are stored as J
   ``text`` describes the user's value in words (:func:`describe_driver`, using related columns of the
   same user, e.g. "active days in last 28 fell from 18 to 4");
 * actions follow :data:`DRIVER_ACTIONS` (:func:`recommend_actions`); their priority is ``high`` from
-  probability :data:`HIGH_RISK`, ``medium`` from :data:`MEDIUM_RISK`, else ``low``.
+  probability :data:`HIGH_RISK`, ``medium`` from :data:`MEDIUM_RISK`, else ``low``;
+* the user's state (``active``, ``lapsing``, ``dormant``; :func:`models.churn.churn_state`) is the last
+  entry of ``risk_factors``: ``{"feature": "silence_ratio", "driver": "state", "state", "contribution": 0,
+  "value", "direction": "state", "text", "p_alive"}`` (:func:`state_factor`; context, not a SHAP
+  contribution). ``p_alive`` (MBG/NBD) is the second score: 1 - p_alive ranks who has left rather than
+  paused better than the 30-day probability does. The ``state`` column of ``analytics.churn_predictions``
+  is generated from this entry (``sql/010_churn_state.sql``).
 
 :func:`with_words` applies both to the frame :meth:`models.churn.ChurnModel.predict` returns.
 """
@@ -24,7 +30,8 @@ from models.churn import DRIVER_OF_COLUMN
 from pipelines.features.sets import USER_BEHAVIOUR
 
 #: Columns of the scores frame, in order, once the words are added.
-SCORE_COLUMNS = ["churn_probability", "risk_score", "risk_factors", "recommended_actions", "days_until_churn"]
+SCORE_COLUMNS = ["churn_probability", "risk_score", "risk_factors", "recommended_actions", "days_until_churn",
+                 "state"]
 
 #: Interventions, by id. ``recommend_actions`` picks them through :data:`DRIVER_ACTIONS`.
 #:
@@ -78,7 +85,7 @@ _DESCRIPTIONS = {f.name: f.description for f in USER_BEHAVIOUR.features}
 HIGH_RISK = 0.7
 MEDIUM_RISK = 0.4
 
-_PERCENT = {"frequency_90", "error_rate_28", "wow_ratio", "ws_credits_trend", "share_of_ws_credits_28"}
+_PERCENT = {"frequency_90", "error_rate_28", "wow_ratio", "ws_credits_trend", "share_of_ws_credits_28", "p_alive"}
 
 
 def format_value(column: str, value: float | None) -> str:
@@ -174,6 +181,18 @@ def describe_driver(column: str, row: Mapping[str, float]) -> str:
         "ws_credits_trend": lambda: (
             f"workspace credits {'fell' if v < 1 else 'rose'} to {f(column)} of the previous 28 days"
         ),
+        "silence_ratio": lambda: (
+            f"no activity for {_plural(get('recency_days'), 'day')}, {v:.1f}x their usual gap of "
+            f"{f('usual_gap_days')} days" if get("recency_days") is not None and get("usual_gap_days") is not None
+            else f"silent for {v:.1f} usual gaps"
+        ),
+        "p_alive": lambda: f"probability still active given their rhythm and silence (MBG/NBD) {f(column)}",
+        "active_days_365": lambda: f"active on {_plural(v, 'day')} in the last 365",
+        "gap_mean_days": lambda: f"active every {f(column)} days on average over the last year",
+        "usual_gap_days": lambda: f"usually active every {f(column)} days",
+        "gap_cv": lambda: f"irregular rhythm (gaps between active days vary by {100 * v:.0f}% of their mean)",
+        "longest_gap_days": lambda: f"longest break in the last year {_plural(v, 'day')}",
+        "ws_usual_gap_days": lambda: f"workspace users are usually active every {f(column)} days",
     }
     if column in templates:
         return templates[column]()
@@ -233,6 +252,25 @@ def risk_factors(drivers: list[dict[str, Any]], row: Mapping[str, float]) -> lis
     return [{**d, "direction": "raises risk", "text": describe_driver(d["feature"], row)} for d in drivers]
 
 
+_STATE_TEXT = {
+    "active": "active: last active {s} ago, within their usual rhythm (every {g} days)",
+    "lapsing": "lapsing: no activity for {s}, {r:.1f}x their usual gap of {g} days",
+    "dormant": "dormant: no activity for {s}, {r:.1f}x their usual gap of {g} days",
+}
+
+
+def state_factor(state: str, row: Mapping[str, float]) -> dict[str, Any]:
+    """The state entry appended to a user's risk factors (see the module docstring)."""
+    s, g = row.get("recency_days"), row.get("usual_gap_days")
+    ratio = float(s) / float(g) if s is not None and g and np.isfinite(s) and np.isfinite(g) else None
+    text = state if ratio is None else _STATE_TEXT[state].format(
+        s=_plural(float(s), "day"), g=format_value("usual_gap_days", float(g)), r=ratio)
+    p_alive = row.get("p_alive")
+    return {"feature": "silence_ratio", "driver": "state", "state": state, "contribution": 0.0,
+            "value": None if ratio is None else round(ratio, 4), "direction": "state", "text": text,
+            "p_alive": None if p_alive is None or not np.isfinite(p_alive) else round(float(p_alive), 4)}
+
+
 def _feature_values(features: pd.DataFrame) -> np.ndarray:
     """Float matrix of ``features`` with ``±inf`` as NaN: the values the model explained."""
     m = features.astype("float64").to_numpy(copy=True)
@@ -249,7 +287,8 @@ def with_words(scored: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         Frame on ``scored``'s index with :data:`SCORE_COLUMNS`: ``risk_factors`` from
-        :func:`risk_factors` and ``recommended_actions`` from :func:`recommend_actions`.
+        :func:`risk_factors` followed by the :func:`state_factor` entry (when ``scored`` has a ``state``),
+        and ``recommended_actions`` from :func:`recommend_actions`.
     """
     if len(scored) != len(features):
         raise ValueError(f"scored has {len(scored)} rows but features has {len(features)}")
@@ -262,10 +301,14 @@ def with_words(scored: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
         for i, d in enumerate(scored["drivers"])
     ]
     actions = [recommend_actions(f, p) for f, p in zip(factors, scored["churn_probability"])]
+    states = scored["state"].to_numpy() if "state" in scored else np.full(len(scored), None)
+    factors = [f + [state_factor(st, dict(zip(columns, values[i])))] if st is not None else f
+               for i, (f, st) in enumerate(zip(factors, states))]
     return pd.DataFrame({  # arrays, not Series: by position, whatever the index
         "churn_probability": scored["churn_probability"].array,
         "risk_score": scored["risk_score"].array,
         "risk_factors": factors,
         "recommended_actions": actions,
         "days_until_churn": scored["days_until_churn"].array,
+        "state": states,
     }, index=scored.index)

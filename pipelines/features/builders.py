@@ -11,7 +11,7 @@ Two layers:
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import holidays as holidays_lib
@@ -20,9 +20,11 @@ import pandas as pd
 
 from pipelines.features.sets import (
     AGENT_DAILY,
+    GROWTH_MAU_WINDOW_DAYS,
     USER_BEHAVIOUR,
     WEEKLY_SEQUENCE_WEEKS,
     WORKSPACE_DAILY,
+    WORKSPACE_GROWTH,
 )
 
 
@@ -32,6 +34,10 @@ class DailyAggregates:
     workspace_total: pd.DataFrame  # workspace_id, day, credits, calls, errors, active_users
     user_feature: pd.DataFrame  # workspace_id, user_id, day, feature, credits, calls, errors
     agent: pd.DataFrame  # workspace_id, agent_id, day, calls, errors, credits
+    # workspace_id, agent_id, day, feature, calls, errors, credits, users, error_users (distinct non-null users)
+    agent_feature: pd.DataFrame = field(default_factory=lambda: _empty_daily("agent_feature"))
+    # workspace_id, day, active_users, error_users (users with at least one failed call that day)
+    workspace_errors: pd.DataFrame = field(default_factory=lambda: _empty_daily("workspace_errors"))
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {
@@ -39,7 +45,21 @@ class DailyAggregates:
             "workspace_total": self.workspace_total,
             "user_feature": self.user_feature,
             "agent": self.agent,
+            "agent_feature": self.agent_feature,
+            "workspace_errors": self.workspace_errors,
         }
+
+
+_EXTRA_DAILY_COLUMNS = {
+    "agent_feature": ["workspace_id", "agent_id", "day", "feature", "calls", "errors", "credits", "users",
+                      "error_users"],
+    "workspace_errors": ["workspace_id", "day", "active_users", "error_users"],
+}
+
+
+def _empty_daily(name: str) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="datetime64[ns]" if c == "day" else "object" if c.endswith(("_id", "feature"))
+                                      else "int64") for c in _EXTRA_DAILY_COLUMNS[name]})
 
 
 def daily_aggregates(events: pd.DataFrame) -> DailyAggregates:
@@ -64,12 +84,23 @@ def daily_aggregates(events: pd.DataFrame) -> DailyAggregates:
     ag = ev[ev["agent_id"].notna()].groupby(["workspace_id", "agent_id", "day"], sort=True, observed=True).agg(
         calls=("calls", "sum"), errors=("errors", "sum"), credits=("credits", "sum")
     )
+    agent_rows = ev[ev["agent_id"].notna()]
+    af = agent_rows.groupby(["workspace_id", "agent_id", "day", "feature"], sort=True, observed=True).agg(
+        calls=("calls", "sum"), errors=("errors", "sum"), credits=("credits", "sum"),
+        users=("user_id", "nunique"))
+    af["error_users"] = agent_rows[agent_rows["errors"] > 0].groupby(
+        ["workspace_id", "agent_id", "day", "feature"], observed=True)["user_id"].nunique()
+    we = users.groupby(["workspace_id", "day"], sort=True, observed=True).agg(active_users=("user_id", "nunique"))
+    we["error_users"] = users[users["errors"] > 0].groupby(["workspace_id", "day"], observed=True)["user_id"].nunique()
     fill = {"active_users": 0}
     return DailyAggregates(
         workspace_feature=wf.fillna(fill).astype({"active_users": "int64"}).reset_index(),
         workspace_total=wt.fillna(fill).astype({"active_users": "int64"}).reset_index(),
         user_feature=uf.reset_index(),
         agent=ag.reset_index(),
+        agent_feature=af.fillna({"error_users": 0}).astype({"users": "int64", "error_users": "int64"}).reset_index(),
+        workspace_errors=we.fillna({"error_users": 0}).astype({"active_users": "int64",
+                                                               "error_users": "int64"}).reset_index(),
     )
 
 
@@ -195,8 +226,37 @@ def _finish(out: pd.DataFrame, dtypes: dict[str, str], index_name: str | list[st
     return out.reset_index()
 
 
-def build_user_features(agg: DailyAggregates, as_of: date, active_within_days: int | None = 90) -> pd.DataFrame:
-    """``user_behaviour`` features, one row per (workspace, user) active in ``active_within_days`` to ``as_of``."""
+USER_LOOKBACK_DAYS = 365  # users seen within this many days are featurised (and scored); rhythm window
+
+
+def _user_rhythm(ud: pd.DataFrame, keys: list[str], window: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Gaps between a user's active days in the ``window`` days to T, and each workspace's usual gap.
+
+    Returns per user ``n_active``, ``n_gaps``, ``gap_sum`` (first to last active day), ``gap_std`` and
+    ``gap_max`` (0 without two gaps / one gap) and ``first_ago``; and per workspace the median of its users'
+    own mean gaps (users with at least one gap).
+    """
+    days = ud[ud["days_ago"] < window][[*keys, "days_ago"]].sort_values([*keys, "days_ago"], ascending=False)
+    gap = -days.groupby(keys, sort=False)["days_ago"].diff()
+    g = days.assign(gap=gap).groupby(keys, sort=True)
+    out = pd.DataFrame({"n_active": g.size(), "first_ago": g["days_ago"].max(), "last_ago": g["days_ago"].min(),
+                        "gap_std": g["gap"].std(ddof=0), "gap_max": g["gap"].max()})
+    out["n_gaps"] = out["n_active"] - 1
+    out["gap_sum"] = (out["first_ago"] - out["last_ago"]).astype(float)
+    own_mean = (out["gap_sum"] / out["n_gaps"]).where(out["n_gaps"] > 0)
+    ws_gap = own_mean.groupby(level="workspace_id").median()
+    return out.fillna({"gap_std": 0.0, "gap_max": 0.0}), ws_gap
+
+
+def build_user_features(agg: DailyAggregates, as_of: date,
+                        active_within_days: int | None = USER_LOOKBACK_DAYS) -> pd.DataFrame:
+    """``user_behaviour`` features, one row per (workspace, user) active in ``active_within_days`` to ``as_of``.
+
+    Rhythm columns (gaps between active days, usual gap, silence ratio, P(alive)) use the
+    :data:`USER_LOOKBACK_DAYS` days to ``as_of``; see :mod:`models.churn.rhythm` for their definitions.
+    """
+    from models.churn.rhythm import DEFAULT_GAP_DAYS, MBGNBD, usual_gap
+
     T = pd.Timestamp(as_of)
     uf = _until(agg.user_feature, as_of)
     keys = ["workspace_id", "user_id"]
@@ -261,42 +321,143 @@ def build_user_features(agg: DailyAggregates, as_of: date, active_within_days: i
     out["credits_per_active_day_28"] = out["credits_28"] / out["active_days_28"].replace(0, np.nan)
     out["share_of_ws_credits_28"] = out["credits_28"] / out["ws_credits_28"].replace(0, np.nan)
     out["engagement_drop_28"] = out["active_days_prev_28"].fillna(0) - out["active_days_28"].fillna(0)
+
+    all_ud = ws_uf.assign(days_ago=ws_uf["days_ago"].astype("int64"))[[*keys, "days_ago"]].drop_duplicates()
+    rhythm, ws_gap = _user_rhythm(all_ud, keys, USER_LOOKBACK_DAYS)
+    r = rhythm.reindex(out.index)  # users silent for the whole window: no rhythm rows (NaN)
+    ws_usual = ws_gap.reindex(out.index.get_level_values("workspace_id")).to_numpy()
+    n_gaps, gap_sum = r["n_gaps"].fillna(0).to_numpy(), r["gap_sum"].fillna(0).to_numpy()
+    out["active_days_365"] = r["n_active"].fillna(0)
+    out["ws_usual_gap_days"] = np.where(np.isfinite(ws_usual), ws_usual, DEFAULT_GAP_DAYS)
+    out["usual_gap_days"] = usual_gap(gap_sum, n_gaps, out["ws_usual_gap_days"].to_numpy())
+    out["gap_mean_days"] = np.where(n_gaps > 0, gap_sum / np.maximum(n_gaps, 1), out["usual_gap_days"])
+    out["gap_cv"] = (r["gap_std"] / out["gap_mean_days"]).where(n_gaps > 1, 0.0)
+    out["longest_gap_days"] = r["gap_max"].fillna(0)
+    out["silence_ratio"] = out["recency_days"] / out["usual_gap_days"]
+    seen = r["n_active"].notna().to_numpy()
+    x, T = n_gaps[seen], r["first_ago"].to_numpy()[seen].astype(float)
+    t_x = T - out["recency_days"].to_numpy()[seen].astype(float)
+    p_alive = np.zeros(len(out))
+    if seen.any():
+        p_alive[seen] = MBGNBD.fit(x, t_x, T).p_alive(x, t_x, T)
+    out["p_alive"] = p_alive
     return _finish(out, USER_BEHAVIOUR.dtypes, keys)
 
 
+AGENT_LOOKBACK_DAYS = 90  # agents with calls within this many days of T are featurised (and scored)
+AGENT_PANEL_DAYS = 180  # history read for them: the lookback, the baseline's 62 days and a margin
+
+
 def build_agent_features(agg: DailyAggregates, as_of: date) -> pd.DataFrame:
-    """``agent_daily`` features, one row per agent with calls in the 28 days to ``as_of``."""
+    """``agent_daily`` features, one row per agent with calls in the :data:`AGENT_LOOKBACK_DAYS` days to ``as_of``.
+
+    Computed by :mod:`models.error_rates` from the ``agent_feature`` and ``workspace_errors`` daily tables (the
+    error-rate kind computes its training snapshots with the same functions).
+    """
+    from models.error_rates import baselines, build_panel, daily_features, frame_at
+
     T = pd.Timestamp(as_of)
     keys = ["workspace_id", "agent_id"]
-    ad = _until(agg.agent, as_of)
-    ad = ad[(T - ad["day"]).dt.days < 28]
-    if ad.empty:
+    ad = _until(agg.agent_feature, as_of)
+    live = ad[(ad["calls"] > 0) & ((T - ad["day"]).dt.days < AGENT_LOOKBACK_DAYS)][keys].drop_duplicates()
+    if live.empty:
         return pd.DataFrame(columns=[*keys, *AGENT_DAILY.columns])
-    ad = ad.assign(agent_key=ad["workspace_id"] + "\x1f" + ad["agent_id"])
-    full = complete_daily(ad, "agent_key", ["calls", "errors"], as_of)
-    full = full[(T - full["day"]).dt.days < 28].copy()
-    full["days_ago"] = (T - full["day"]).dt.days
-    full["rate"] = full["errors"] / full["calls"].replace(0, np.nan)
-    g = lambda lo, w: full[(full["days_ago"] >= lo) & (full["days_ago"] < lo + w)].groupby("agent_key")  # noqa: E731
-
-    out = pd.DataFrame(index=full.groupby("agent_key").size().index)
-    at = full[full["days_ago"] == 0].set_index("agent_key")
-    out["calls_t"] = at["calls"]
-    out["errors_t"] = at["errors"]
-    out["error_rate_t"] = at["rate"]
-    for w in (7, 28):
-        stats = g(0, w)["rate"].agg(["mean", "std", "max"])
-        for stat in ("mean", "std", "max"):
-            out[f"error_rate_roll_{w}_{stat}"] = stats[stat]
-    out["calls_roll_7_mean"] = g(0, 7)["calls"].mean()
-    out["calls_roll_28_mean"] = g(0, 28)["calls"].mean()
-    rate7 = g(0, 7)["errors"].sum() / g(0, 7)["calls"].sum().replace(0, np.nan)
-    rate_prev7 = g(7, 7)["errors"].sum() / g(7, 7)["calls"].sum().replace(0, np.nan)
-    out["error_rate_trend_7"] = rate7 - rate_prev7
-    out["error_rate_zscore_t"] = (out["error_rate_t"] - out["error_rate_roll_28_mean"]) / out[
-        "error_rate_roll_28_std"
-    ].replace(0, np.nan)
-    out["active_days_28"] = g(0, 28)["calls"].apply(lambda s: int((s > 0).sum()))
-    split = out.index.str.split("\x1f", n=1)
-    out.index = pd.MultiIndex.from_tuples([tuple(s) for s in split], names=keys)
+    first = ad[ad["calls"] > 0].groupby(keys, observed=True)["day"].min().rename("first_day").reset_index()
+    panel = build_panel(ad.merge(live, on=keys), T - pd.Timedelta(days=AGENT_PANEL_DAYS - 1), T,
+                        _until(agg.workspace_errors, as_of), first_seen=first)
+    feats = daily_features(panel, baselines(panel))
+    out = frame_at(panel, feats, panel.n_days - 1).drop(columns=["feature", "day"]).set_index(keys)
     return _finish(out, AGENT_DAILY.dtypes, keys)
+
+
+def _per_day(ws_code: np.ndarray, day: np.ndarray, n_ws: int, n_days: int) -> np.ndarray:
+    """Entries per (workspace, day) as an (n_ws, n_days) matrix; days >= n_days are dropped."""
+    keep = day < n_days
+    flat = np.bincount(ws_code[keep] * n_days + day[keep], minlength=n_ws * n_days)
+    return flat.astype(np.int64).reshape(n_ws, n_days)
+
+
+def _window_counts(ws_code: np.ndarray, day: np.ndarray, nxt: np.ndarray, window: int, n_ws: int,
+                   n_days: int) -> np.ndarray:
+    """Distinct users active in the ``window`` days ending each day, per workspace: (n_ws, n_days).
+
+    Each active day ``a`` of a user covers the days ``a .. a + window - 1``; cut at the user's next active
+    day, these intervals are disjoint and their union is exactly the days the user counts, so +1 at ``a``
+    and -1 at ``min(a + window, next)`` summed cumulatively gives the exact distinct count.
+    """
+    diff = _per_day(ws_code, day, n_ws, n_days) - _per_day(ws_code, np.minimum(day + window, nxt), n_ws, n_days)
+    return np.cumsum(diff, axis=1)
+
+
+GROWTH_CHUNK_WORKSPACES = 2000  # workspaces computed together; bounds the (workspaces x days) matrices
+
+
+def build_growth_features(agg: DailyAggregates, as_of: date,
+                          mau_window_days: int = GROWTH_MAU_WINDOW_DAYS) -> pd.DataFrame:
+    """``workspace_growth`` features: one row per workspace and day ``d`` from its first event to ``as_of``.
+
+    Every count on ``d`` uses user activity up to the end of ``d`` only (events without a user id do not
+    count; a workspace with agent traffic only has rows of zeros). See ``WORKSPACE_GROWTH`` for the
+    definitions; on every row ``dau = new_users + returning_users + reactivated_users`` and
+    ``mau(d) - mau(d - 1) = new_users + reactivated_users - lost_users``.
+    """
+    keys = ["workspace_id", "day"]
+    wt = _until(agg.workspace_total, as_of)
+    if wt.empty:
+        return pd.DataFrame({"workspace_id": pd.Series(dtype=object), "day": pd.Series(dtype="datetime64[ns]"),
+                             **{c: pd.Series(dtype="int64") for c in WORKSPACE_GROWTH.columns}})
+    first = wt.groupby("workspace_id", sort=True)["day"].min()
+    uf = _until(agg.user_feature, as_of)
+    ws_all = pd.Index(first.index).get_indexer(uf["workspace_id"]).astype(np.int64)
+    user_all = pd.factorize(uf["user_id"])[0].astype(np.int64)
+    parts = []
+    for lo in range(0, len(first), GROWTH_CHUNK_WORKSPACES):
+        chunk = first.iloc[lo:lo + GROWTH_CHUNK_WORKSPACES]
+        rows = (ws_all >= lo) & (ws_all < lo + len(chunk))
+        parts.append(_growth_chunk(chunk, ws_all[rows] - lo, user_all[rows], uf["day"].to_numpy()[rows], as_of,
+                                   int(mau_window_days)))
+    return pd.concat(parts, ignore_index=True)[[*keys, *WORKSPACE_GROWTH.columns]]
+
+
+def _growth_chunk(first: pd.Series, ws_code: np.ndarray, user_code: np.ndarray, days: np.ndarray, as_of: date,
+                  W: int) -> pd.DataFrame:
+    """The growth rows of the workspaces ``first`` (first event day per workspace) from their user-feature
+    rows (workspace position in ``first``, user code, day)."""
+    start = first.min()
+    n_days = int((pd.Timestamp(as_of) - start).days) + 1
+    n_ws = len(first)
+    day = ((days - start.to_datetime64()) // np.timedelta64(1, "D")).astype(np.int64)
+    n_users = int(user_code.max()) + 1 if len(user_code) else 1
+    # one entry per (workspace, user, active day), sorted by user then day
+    key = np.sort((ws_code * n_users + user_code) * n_days + day)
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    user_key, day = key // n_days, key % n_days
+    ws_code = user_key // n_users
+    same = user_key[1:] == user_key[:-1]
+    first_seen = np.r_[True, ~same]
+    prev = np.where(first_seen, -1, np.r_[0, day[:-1]])  # previous active day of the user, -1 for none
+    nxt = np.where(np.r_[same, False], np.r_[day[1:], 0], n_days + W + 7)  # next active day, or beyond the end
+    gap = day - prev
+
+    def count(mask: np.ndarray, when: np.ndarray = day) -> np.ndarray:
+        return _per_day(ws_code[mask], when[mask], n_ws, n_days)
+
+    new = count(first_seen)
+    counts = {
+        "dau": count(np.ones(len(day), bool)),
+        "wau": _window_counts(ws_code, day, nxt, 7, n_ws, n_days),
+        "mau": _window_counts(ws_code, day, nxt, W, n_ws, n_days),
+        "new_users": new,
+        "returning_users": count(~first_seen & (gap <= W)),
+        "reactivated_users": count(~first_seen & (gap > W)),
+        "lost_users": count(nxt - day > W, day + W),  # silent for a whole window after this active day
+        "users_ever": np.cumsum(new, axis=1),
+    }
+    offset = (first - start).dt.days.to_numpy(np.int64)
+    rows = np.repeat(np.arange(n_ws), n_days - offset)
+    cols = np.concatenate([np.arange(o, n_days) for o in offset])
+    out = pd.DataFrame({"workspace_id": first.index.to_numpy()[rows],
+                        "day": (start + pd.to_timedelta(cols, unit="D")).astype("datetime64[ns]")})
+    for name, matrix in counts.items():
+        out[name] = matrix[rows, cols].astype(np.int64)
+    return out

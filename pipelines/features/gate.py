@@ -19,7 +19,12 @@ MAX_NULL_RATE = 0.0  # per declared feature column
 ENTITY_KEYS = {"workspace": ["workspace_id"], "user": ["workspace_id", "user_id"],
                "agent": ["workspace_id", "agent_id"]}
 
-_FEATURE_DTYPES = {"float": "float64", "int": "int64", "bool": "bool"}
+_FEATURE_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "object"}
+
+
+def entity_keys(fs: FeatureSet) -> list[str]:
+    """A feature set's row key: its entity's keys, plus ``day`` for sets with one row per entity and day."""
+    return [*ENTITY_KEYS[fs.entity], *(["day"] if fs.grain == "day" else [])]
 
 # Feature ranges: a numeric column not listed here is >= 0, unless it is unbounded.
 _UNIT = (0, 1)
@@ -48,8 +53,23 @@ _FEATURE_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "usual_gap_days": (1, 365),
     "ws_usual_gap_days": (1, 365),
     "longest_gap_days": (0, 364),
+    "time_zone_score": (-1, 1),
+    "utc_offset_hours": (-12, 14),
+    "zero_hour_share_28": _UNIT,
+    "peak_hour_utc_28": (0, 23),
+    "peak_hour_local_28": (0, 23),
+    # agent_daily v2 (models.error_rates.features)
+    **dict.fromkeys(("baseline_rate", "prior_rate", "rate_3", "rate_7", "user_fail_share_3", "ws_fail_share_1",
+                     "ws_fail_share_3", "ws_other_agents_elevated", "platform_elevated_1", "platform_elevated_3"), _UNIT),
+    "days_since_call": (0, 365),
+    "age_days": (0, 365),
+    "rate_trend_per_day": (-1, 1),
 }
-_UNBOUNDED = {"stl_trend_t", "stl_trend_slope_28", "activity_slope_8w", "error_rate_zscore_t"}
+_UNBOUNDED = {"stl_trend_t", "stl_trend_slope_28", "activity_slope_8w", "error_rate_zscore_t",
+              # agent_daily v2: log-odds differences, z-scores and slopes
+              "baseline_vs_prior", "excess_1", "excess_3", "excess_7", "z_1", "z_2", "z_3", "z_7", "z_1_prev",
+              "elevated_both", "trend_3", "accel_3", "slope_7", "calls_trend", "ws_fail_excess", "ws_fail_excess_1",
+              "ws_fail_trend"}
 # Column pairs (a, b) with b <= a on every row.
 _FEATURE_ORDER = {
     "workspace_daily": [("active_users_7", "active_users_t"), ("active_users_28", "active_users_7"),
@@ -57,17 +77,20 @@ _FEATURE_ORDER = {
     "user_behaviour": [("tenure_days", "recency_days"), ("active_days_28", "active_days_7"),
                        ("active_days_90", "active_days_28"), ("active_days_365", "active_days_90")],
     "agent_daily": [],
+    "workspace_hourly": [("calls_hour_max_28", "calls_hour_mean_28"), ("credits_hour_max_28", "credits_hour_mean_28")],
+    "workspace_growth": [("wau", "dau"), ("mau", "wau"), ("users_ever", "mau"), ("dau", "new_users"),
+                         ("dau", "returning_users"), ("dau", "reactivated_users")],
 }
 
 
 def feature_bounds(fs: FeatureSet) -> dict[str, tuple[float | None, float | None]]:
     """The ``(min, max)`` range checked for each bounded column of a feature set (``None``: open end)."""
     return {f.name: _FEATURE_BOUNDS.get(f.name, (0, None))
-            for f in fs.features if f.dtype != "bool" and f.name not in _UNBOUNDED}
+            for f in fs.features if f.dtype not in ("bool", "str") and f.name not in _UNBOUNDED}
 
 
 def _feature_expectations(fs: FeatureSet) -> list[gxe.Expectation]:
-    m, keys = partial(_meta, fs.name), ENTITY_KEYS[fs.entity]
+    m, keys = partial(_meta, fs.name), entity_keys(fs)
     unique = (gxe.ExpectColumnValuesToBeUnique(column=keys[0], meta=m("unique_key"),
                                                description=f"one row per {keys[0]}")
               if len(keys) == 1 else
@@ -123,7 +146,7 @@ def validate_features(frames: dict[str, pd.DataFrame], as_of: date, may_be_empty
     started = timer.perf_counter()
     results = []
     for name, frame in frames.items():
-        keys = [k for k in ENTITY_KEYS[FEATURE_SETS[name].entity] if k in frame.columns]
+        keys = [k for k in entity_keys(FEATURE_SETS[name]) if k in frame.columns]
         checked = _run(name, frame, keys)
         if frame.empty:  # one clear failure instead of dtype noise from an empty frame
             for r in checked:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class Feature:
     name: str
-    dtype: str  # "float" | "int" | "bool"
+    dtype: str  # "float" | "int" | "bool" | "str"
     description: str
 
 
@@ -22,6 +22,7 @@ class FeatureSet:
     version: int
     description: str
     features: tuple[Feature, ...] = field(default_factory=tuple)
+    grain: str = "as_of"  # "as_of": one row per entity as of T; "day": one row per entity and day up to T
 
     @property
     def columns(self) -> list[str]:
@@ -82,7 +83,7 @@ WORKSPACE_DAILY = FeatureSet(
 USER_BEHAVIOUR = FeatureSet(
     name="user_behaviour",
     entity="user",
-    version=1,
+    version=2,  # v2: users seen within 365 days (v1: 90), rhythm columns (gaps, silence ratio, P(alive))
     description="Behaviour of a user in a workspace as of T, for churn scoring (point in time).",
     features=(
         _f("tenure_days", "int", "days since the user's first event"),
@@ -112,29 +113,83 @@ USER_BEHAVIOUR = FeatureSet(
         _f("credits_per_active_day_28", "float", "interaction: credits per active day in 28 days"),
         _f("share_of_ws_credits_28", "float", "interaction: user's share of workspace credits in 28 days"),
         _f("engagement_drop_28", "float", "interaction: active_days_prev_28 - active_days_28"),
+        _f("active_days_365", "int", "active days in the 365 days to T"),
+        _f("gap_mean_days", "float", "mean gap between consecutive active days in 365 days (usual_gap_days "
+                                     "when seen on one day)"),
+        _f("gap_cv", "float", "variability: std / mean of those gaps (0 with fewer than two gaps)"),
+        _f("longest_gap_days", "float", "longest gap between two active days in 365 days (0 with none)"),
+        _f("ws_usual_gap_days", "float", "workspace: median of its users' mean gaps in 365 days (7 when none)"),
+        _f("usual_gap_days", "float", "the user's mean gap shrunk towards the workspace's (models.churn.rhythm)"),
+        _f("silence_ratio", "float", "recency_days / usual_gap_days: silence in usual gaps"),
+        _f("p_alive", "float", "MBG/NBD probability the user is still alive (pooled MLE as of T)"),
     ),
 )
+
+def _agent_features() -> tuple[Feature, ...]:
+    from models.error_rates.features import FEATURES  # the columns are computed there (one definition)
+
+    ints = {"active_days_7", "active_days_28", "days_since_call", "age_days", "elevated_days"}
+    return tuple(_f(name, "int" if name in ints else "float", text) for name, text in FEATURES.items())
+
 
 AGENT_DAILY = FeatureSet(
     name="agent_daily",
     entity="agent",
+    version=2,  # v2: escalation features (baseline shrunk to workspace x feature, excess, z, trend, users failing)
+    description="Calls and failures of an agent as of T against its baseline, for error-rate forecasts and "
+                "escalation alerts (models.error_rates); one row per agent with calls in the 90 days to T.",
+    features=_agent_features(),
+)
+
+GROWTH_MAU_WINDOW_DAYS = 28  # default of the setting PAE_GROWTH_MAU_WINDOW_DAYS (four whole weeks)
+
+WORKSPACE_GROWTH = FeatureSet(
+    name="workspace_growth",
+    entity="workspace",
     version=1,
-    description="Calls and error rate of an agent as of T, with rolling statistics.",
+    grain="day",
+    description="Active-user counts of a workspace per day d up to T, each from events up to the end of d "
+                "(events without a user id do not count): one row per workspace and day from its first event. "
+                "MAU window: PAE_GROWTH_MAU_WINDOW_DAYS (28) days ending d; a user is reactivated on d when "
+                "their previous active day is outside yesterday's MAU window.",
     features=(
-        _f("calls_t", "float", "calls on T"),
-        _f("errors_t", "float", "error calls on T"),
-        _f("error_rate_t", "float", "errors / calls on T"),
-        *[
-            _f(f"error_rate_roll_{w}_{stat}", "float", f"{stat} of daily error rate over {w} days")
-            for w in (7, 28)
-            for stat in ("mean", "std", "max")
-        ],
-        _f("calls_roll_7_mean", "float", "mean daily calls over 7 days"),
-        _f("calls_roll_28_mean", "float", "mean daily calls over 28 days"),
-        _f("error_rate_trend_7", "float", "error rate last 7 days minus previous 7"),
-        _f("error_rate_zscore_t", "float", "interaction: (error_rate_t - 28d mean) / 28d std"),
-        _f("active_days_28", "int", "days with calls in 28 days"),
+        _f("dau", "int", "distinct users active on d"),
+        _f("wau", "int", "distinct users active in the 7 days ending d"),
+        _f("mau", "int", "distinct users active in the MAU window (28 days) ending d"),
+        _f("new_users", "int", "users whose first active day is d"),
+        _f("returning_users", "int", "users active on d whose previous active day is within the MAU window "
+                                     "before d (they were in yesterday's MAU)"),
+        _f("reactivated_users", "int", "users active on d after a dormant gap: previous active day more than "
+                                       "the MAU window before d (not in yesterday's MAU)"),
+        _f("lost_users", "int", "users who leave the MAU on d: last active exactly one MAU window before d"),
+        _f("users_ever", "int", "distinct users seen up to d"),
     ),
 )
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in (WORKSPACE_DAILY, USER_BEHAVIOUR, AGENT_DAILY)}
+WORKSPACE_HOURLY = FeatureSet(
+    name="workspace_hourly",
+    entity="workspace",
+    version=1,
+    description="Hourly rhythm of a workspace as of T (peak usage): its time zone, inferred from its daily rhythm "
+                "unless declared, and its busiest hours (pipelines/features/hourly.py).",
+    features=(
+        _f("time_zone", "str", "IANA time zone of the workspace's people (inferred, declared or UTC by default)"),
+        _f("time_zone_source", "str", "inferred | declared | default: <why no zone could be read>"),
+        _f("time_zone_score", "float", "mean weekly correlation of the local-hour profile with a human day"),
+        _f("utc_offset_hours", "float", "UTC offset of time_zone at the end of T"),
+        _f("hourly_history_hours", "int", "hours from the first hour with events (within 182 days) to the end of T"),
+        _f("calls_hour_max_28", "float", "highest calls in one hour over the 28 days to T (alert baseline)"),
+        _f("credits_hour_max_28", "float", "highest credits in one hour over the 28 days to T (alert baseline)"),
+        _f("calls_hour_mean_28", "float", "mean calls per hour over the 28 days to T"),
+        _f("credits_hour_mean_28", "float", "mean credits per hour over the 28 days to T"),
+        _f("active_users_hour_max_28", "int", "most distinct users active in one hour over 28 days"),
+        _f("active_agents_hour_max_28", "int", "most distinct agents active in one hour over 28 days (concurrency)"),
+        _f("zero_hour_share_28", "float", "share of hours without events over 28 days"),
+        _f("peak_hour_utc_28", "int", "UTC hour of day with the most calls over 28 days"),
+        _f("peak_hour_local_28", "int", "local hour of day with the most calls over 28 days"),
+    ),
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = {
+    fs.name: fs for fs in (WORKSPACE_DAILY, USER_BEHAVIOUR, AGENT_DAILY, WORKSPACE_GROWTH, WORKSPACE_HOURLY)
+}

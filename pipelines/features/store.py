@@ -28,6 +28,7 @@ from core.ids import entity_uuid
 from pipelines.features.builders import (
     DailyAggregates,
     build_agent_features,
+    build_growth_features,
     build_user_features,
     build_workspace_features,
     daily_aggregates,
@@ -36,13 +37,17 @@ from pipelines.features.sets import (
     AGENT_DAILY,
     USER_BEHAVIOUR,
     WORKSPACE_DAILY,
+    WORKSPACE_GROWTH,
+    WORKSPACE_HOURLY,
     FeatureSet,
 )
 from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, read_staged, staged_dates
 
 log = logging.getLogger(__name__)
 
-DAILY_TABLES = ("workspace_feature", "workspace_total", "user_feature", "agent")
+# The last table's file marks a month as built: a table added at the end makes every month of an older store
+# stale once, so the next features step rebuilds them with it.
+DAILY_TABLES = ("workspace_feature", "workspace_total", "user_feature", "agent", "agent_feature", "workspace_errors")
 _DAY, _STR, _INT, _FLOAT = pa.timestamp("us"), pa.string(), pa.int64(), pa.float64()
 # Every partition is written with these schemas, whatever it holds (a month without agents still has a typed
 # agent_id column), and read back cast to them, so files written by older versions (null-typed columns)
@@ -56,6 +61,11 @@ DAILY_SCHEMAS: dict[str, pa.Schema] = {
                                ("credits", _FLOAT), ("calls", _INT), ("errors", _INT)]),
     "agent": pa.schema([("workspace_id", _STR), ("agent_id", _STR), ("day", _DAY), ("calls", _INT),
                         ("errors", _INT), ("credits", _FLOAT)]),
+    "agent_feature": pa.schema([("workspace_id", _STR), ("agent_id", _STR), ("day", _DAY), ("feature", _STR),
+                                ("calls", _INT), ("errors", _INT), ("credits", _FLOAT), ("users", _INT),
+                                ("error_users", _INT)]),
+    "workspace_errors": pa.schema([("workspace_id", _STR), ("day", _DAY), ("active_users", _INT),
+                                   ("error_users", _INT)]),
 }
 
 
@@ -106,18 +116,20 @@ def refresh_daily_aggregates(staging_dir: Path, store_dir: Path) -> list[date]:
     for month, days in sorted(stale_months(staging_dir, store_dir).items()):
         events = pa.concat_tables([read_staged(staging_dir, d) for d in days]).to_pandas()
         tables = daily_aggregates(events).tables()
-        for name in DAILY_TABLES:  # "agent" last: its file marks the month as built
+        for name in DAILY_TABLES:  # the last table's file marks the month as built
             _atomic_write(daily_table(name, tables[name]), daily_path(store_dir, name, month))
         rebuilt.extend(days)
     return rebuilt
 
 
-def load_daily_aggregates(store_dir: Path, until: date, since: date | None = None) -> DailyAggregates:
-    """The daily aggregates of days ``since..until`` from the store."""
+def load_daily_aggregates(store_dir: Path, until: date, since: date | None = None,
+                          only: tuple[str, ...] | None = None) -> DailyAggregates:
+    """The daily aggregates of days ``since..until`` from the store (``only``: just these tables, the
+    others empty)."""
     lo = pd.Timestamp(since) if since else None
     tables = {}
     for name in DAILY_TABLES:
-        files = sorted((store_dir / "daily" / name).glob("month=*/part-0.parquet"))
+        files = sorted((store_dir / "daily" / name).glob("month=*/part-0.parquet")) if only is None or name in only else []
         keep = [f for f in files if f.parent.name[6:] <= _month(until) and (since is None or f.parent.name[6:] >= _month(since))]
         if not keep:
             tables[name] = getattr(daily_aggregates(EVENT_SCHEMA.empty_table().to_pandas()), name)
@@ -227,6 +239,48 @@ def replace_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[
     return len(out)
 
 
+def replace_growth_metrics(conn: sa.Connection, growth: pd.DataFrame, days: list[date], as_of: date) -> int:
+    """Swap ``analytics.workspace_growth_metrics`` rows from the first refreshed day through ``as_of`` for the
+    ``workspace_growth`` rows (a late event changes WAU/MAU for a window of days after it, all within that range)."""
+    if not days:
+        return 0
+    since = min(days)
+    rows = growth[(growth["day"] >= pd.Timestamp(since)) & (growth["day"] <= pd.Timestamp(as_of))]
+    ids = {w: str(entity_uuid("workspace", w)) for w in rows["workspace_id"].unique()}
+    out = rows.assign(workspace_id=rows["workspace_id"].map(ids), day=rows["day"].dt.strftime("%Y-%m-%d"))
+    conn.execute(sa.text("delete from analytics.workspace_growth_metrics where metric_date between :a and :b"),
+                 {"a": since, "b": as_of})
+    buf = io.StringIO()
+    out[["workspace_id", "day", *WORKSPACE_GROWTH.columns]].to_csv(buf, index=False, header=False)
+    buf.seek(0)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(f"copy analytics.workspace_growth_metrics (workspace_id, metric_date,"
+                        f" {', '.join(WORKSPACE_GROWTH.columns)}) from stdin with (format csv)", buf)
+    return len(out)
+
+
+def replace_agent_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[date]) -> int:
+    """Swap ``analytics.agent_daily_metrics`` rows of ``days`` for the freshly aggregated ones (agents' daily calls,
+    failures and credits: the history the error-rate API serves)."""
+    if not days:
+        return 0
+    ad = agg.agent_feature[agg.agent_feature["day"].isin(pd.to_datetime(pd.Series(days)))]
+    ad = ad.groupby(["workspace_id", "agent_id", "day"], observed=True)[["calls", "errors", "credits"]].sum().reset_index()
+    ws = {w: str(entity_uuid("workspace", w)) for w in ad["workspace_id"].unique()}
+    ag = {a: str(entity_uuid("agent", a)) for a in ad["agent_id"].unique()}
+    out = pd.DataFrame({"workspace_id": ad["workspace_id"].map(ws), "agent_id": ad["agent_id"].map(ag),
+                        "metric_date": ad["day"].dt.strftime("%Y-%m-%d"), "calls": ad["calls"].astype("int64"),
+                        "errors": ad["errors"].astype("int64"), "credits": ad["credits"].astype(float)})
+    conn.execute(sa.text("delete from analytics.agent_daily_metrics where metric_date = any(:days)"), {"days": list(days)})
+    buf = io.StringIO()
+    out.to_csv(buf, index=False, header=False)
+    buf.seek(0)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert("copy analytics.agent_daily_metrics (workspace_id, agent_id, metric_date, calls, errors, credits)"
+                        " from stdin with (format csv)", buf)
+    return len(out)
+
+
 @dataclass
 class FeatureSummary:
     as_of: date
@@ -239,12 +293,38 @@ class FeatureSummary:
                 "offline_paths": self.offline_paths}
 
 
+def _hourly_features(engine: Engine, staging_dir: Path, store_dir: Path, as_of: date,
+                     summary: FeatureSummary) -> pd.DataFrame:
+    """Refresh the hourly aggregates (``pipelines.features.hourly``) and build ``workspace_hourly`` as of
+    ``as_of``; time zones declared with ``pae capacity set --time-zone`` win over inferred ones."""
+    from pipelines.features.hourly import (
+        HOURLY_DAYS,
+        build_hourly_features,
+        load_hourly_aggregates,
+        refresh_hourly_aggregates,
+    )
+
+    summary.rows["hourly_days_refreshed"] = len(refresh_hourly_aggregates(staging_dir, store_dir, as_of))
+    table = load_hourly_aggregates(store_dir, as_of, as_of - timedelta(days=HOURLY_DAYS))
+    with engine.connect() as conn:
+        declared = dict(conn.execute(sa.text(
+            "select e.external_id, z.time_zone from analytics.workspace_time_zones z"
+            " join analytics.entities e on e.entity_type = 'workspace' and e.entity_id = z.workspace_id")).all())
+    return build_hourly_features(table, as_of, declared)
+
+
 def build_feature_store(engine: Engine, staging_dir: Path, store_dir: Path, as_of: date,
-                        holiday_country: str = "US") -> FeatureSummary:
+                        holiday_country: str = "US", growth_mau_window_days: int | None = None) -> FeatureSummary:
     """Refresh daily aggregates, compute every feature set as of ``as_of``, write offline and online stores.
 
     The database writes (daily metrics of refreshed days, online features) are one transaction.
+    ``growth_mau_window_days``: the MAU window of ``workspace_growth`` (default: the setting
+    ``PAE_GROWTH_MAU_WINDOW_DAYS``).
     """
+    if growth_mau_window_days is None:
+        from core.settings import get_settings
+
+        growth_mau_window_days = get_settings().growth_mau_window_days
     summary = FeatureSummary(as_of=as_of)
     refreshed = [d for d in refresh_daily_aggregates(staging_dir, store_dir) if d <= as_of]
     summary.refreshed_days = len(refreshed)
@@ -253,12 +333,18 @@ def build_feature_store(engine: Engine, staging_dir: Path, store_dir: Path, as_o
         WORKSPACE_DAILY: build_workspace_features(agg, as_of, holiday_country),
         USER_BEHAVIOUR: build_user_features(agg, as_of),
         AGENT_DAILY: build_agent_features(agg, as_of),
+        WORKSPACE_GROWTH: build_growth_features(agg, as_of, growth_mau_window_days),
+        WORKSPACE_HOURLY: _hourly_features(engine, staging_dir, store_dir, as_of, summary),
     }
     for fs, frame in frames.items():
         summary.offline_paths[fs.name] = str(write_offline(store_dir, fs, as_of, frame))
     with engine.begin() as conn:
         summary.rows["workspace_daily_metrics"] = replace_daily_metrics(conn, agg, refreshed)
+        summary.rows["agent_daily_metrics"] = replace_agent_daily_metrics(conn, agg, refreshed)
+        summary.rows["workspace_growth_metrics"] = replace_growth_metrics(conn, frames[WORKSPACE_GROWTH], refreshed,
+                                                                          as_of)
         for fs, frame in frames.items():
-            summary.rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, frame)
+            latest = frame[frame["day"] == pd.Timestamp(as_of)] if fs.grain == "day" else frame
+            summary.rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, latest)
     log.info("features as of %s: %s", as_of, summary.rows)
     return summary

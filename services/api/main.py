@@ -18,8 +18,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from core.settings import Settings, get_settings
+from services.agent_errors import UnknownAgentError
 from services.api.deps import create_reader_engine
-from services.api.routers import churn, consumption, health
+from services.api.routers import churn, consumption, health, peak_usage
+from services.api.routers import growth
+from services.api.routers import error_rates
+from services.api.routers import contacts, workspaces  # the dashboard's own routes
+from services.api.routers import what_if
+from services.api.static import mount_dashboard
 from services.predictive_analytics import (
     NoPredictionsError,
     PredictiveAnalytics,
@@ -75,10 +81,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.service = PredictiveAnalytics(engine, history_days=settings.api_history_days)
     app.add_exception_handler(UnknownWorkspaceError, _not_found)
     app.add_exception_handler(NoPredictionsError, _not_found)
+    app.add_exception_handler(UnknownAgentError, _not_found)
     app.add_exception_handler(RequestValidationError, _invalid)
     for exc in (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError):
         app.add_exception_handler(exc, _db_unavailable)
     app.include_router(health.router)
     app.include_router(consumption.router)
     app.include_router(churn.router)
+    app.include_router(growth.router)
+    app.include_router(peak_usage.router)
+    app.include_router(error_rates.router)
+    app.include_router(workspaces.router)
+    app.include_router(contacts.router)
+    app.include_router(what_if.router)
+    mount_dashboard(app)  # the built web/ bundle at /, after every API route
     return app

@@ -67,6 +67,8 @@ class RiskFactor(BaseModel):
     value: float | str | bool | None = None
     direction: str | None = None
     text: str | None = None
+    driver: str | None = Field(default=None, description="The risk driver the feature belongs to (recency, "
+                               "activity_drop, ...; pipelines/churn/wording.py), or state for the state entry.")
 
 
 class RecommendedAction(BaseModel):
@@ -79,6 +81,9 @@ class RecommendedAction(BaseModel):
     drivers: list[str] = []
 
 
+ChurnState = Literal["active", "lapsing", "dormant"]
+
+
 class UserChurnRisk(BaseModel):
     user_id: uuid.UUID
     user_external_id: str | None
@@ -88,12 +93,18 @@ class UserChurnRisk(BaseModel):
     recommended_actions: list[RecommendedAction] | None
     days_until_churn: int | None
     model_version: str | None
+    state: ChurnState | None = Field(
+        default=None,
+        description="active: silent no longer than max(3 usual gaps between the user's active days, 7 days); "
+                    "dormant: longer than max(10 usual gaps, 30 days); lapsing: in between. Null for scores "
+                    "made before states existed.")
 
 
 class ChurnRiskPage(BaseModel):
     workspace: WorkspaceRef
     prediction_date: dt.date = Field(description="The latest scoring date of the workspace.")
     risk_threshold: float
+    state: ChurnState | None = Field(default=None, description="The state filter, if any.")
     total: int = Field(description="Users passing the filters, over all pages.")
     limit: int
     offset: int

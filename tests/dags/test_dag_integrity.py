@@ -43,6 +43,7 @@ def test_task_structure(dagbag):
     assert down["validate_raw"] == ["build_features"]
     assert down["build_features"] == ["validate_features"]
     kinds = sorted(kind_names())  # every kind in pipelines/kinds.py gets its chain
+    assert {"consumption", "churn", "growth", "agent_errors"} <= set(kinds)
     assert down["validate_features"] == sorted([f"{s}_{k}" for k in kinds for s in ("plan", "predict", "finalize")])
     for k in kinds:  # one plan -> mapped predict -> finalize chain per prediction kind, all into publish
         assert down[f"plan_{k}"] == [f"predict_{k}"]

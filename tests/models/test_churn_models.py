@@ -52,6 +52,23 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def _rhythm_columns(rng: np.random.Generator, ad365: np.ndarray, recency: np.ndarray, n: int) -> dict:
+    """The v2 rhythm columns, consistent with the active days and recency drawn above."""
+    from models.churn import MBGNBD, usual_gap
+
+    ad365 = np.maximum(ad365, 1)
+    gap_sum = np.minimum(364, (ad365 - 1) * rng.uniform(1.0, 2.0, n))
+    ws_gap = np.full(n, 2.5)
+    usual = usual_gap(gap_sum, ad365 - 1, ws_gap)
+    first_ago = recency + gap_sum
+    return {
+        "active_days_365": ad365, "gap_mean_days": np.where(ad365 > 1, gap_sum / np.maximum(ad365 - 1, 1), usual),
+        "gap_cv": rng.gamma(2.0, 0.4, n), "longest_gap_days": np.round(gap_sum / np.maximum(ad365 - 1, 1) * 4),
+        "ws_usual_gap_days": ws_gap, "usual_gap_days": usual, "silence_ratio": recency / usual,
+        "p_alive": MBGNBD(0.8, 2.0, 1.0, 30.0).p_alive(ad365 - 1, first_ago - recency, first_ago),
+    }
+
+
 def make_snapshots(n_users: int = 2500, n_dates: int = 6, seed: int = 0) -> tuple[TrainingSet, np.ndarray]:
     """Weekly snapshots of ``n_users`` users; returns the set and each row's true churn probability."""
     rng = np.random.default_rng(seed)
@@ -99,6 +116,7 @@ def make_snapshots(n_users: int = 2500, n_dates: int = 6, seed: int = 0) -> tupl
             "credits_per_active_day_28": np.divide(credits28, ad28, out=np.zeros(n_users), where=ad28 > 0),
             "share_of_ws_credits_28": rng.beta(1.0, 4.0, n_users),
             "engagement_drop_28": (adprev - ad28).astype(float),
+            **_rhythm_columns(rng, ad90 + rng.binomial(275, prev_rate), recency, n_users),
         })
         z = (
             -1.0 - 0.12 * (ad28 - 10) + 0.05 * (adprev - ad28) + 0.5 * np.log1p(recency)
@@ -237,15 +255,18 @@ def test_evaluate_reports_all_metrics():
 
 def test_predict_output_contract(bundle: ChurnModel, scored: pd.DataFrame, worded: pd.DataFrame, data):
     test = data[1]
-    assert list(scored.columns) == ["churn_probability", "risk_score", "drivers", "days_until_churn"]
+    assert list(scored.columns) == ["churn_probability", "risk_score", "drivers", "days_until_churn", "state"]
+    assert set(scored["state"]) <= {"active", "lapsing", "dormant"}
     assert scored.index.equals(test.X.index)
     assert scored["churn_probability"].between(0, 1).all()
     np.testing.assert_allclose(scored["risk_score"], np.round(100 * scored["churn_probability"], 1))
     assert scored["days_until_churn"].dtype == "Int64"
     assert list(bundle.predict(test.X.iloc[:0]).columns) == list(scored.columns)
     assert list(worded.columns) == SCORE_COLUMNS and worded.index.equals(test.X.index)
-    for col in ("churn_probability", "risk_score", "days_until_churn"):
+    for col in ("churn_probability", "risk_score", "days_until_churn", "state"):
         pd.testing.assert_series_equal(worded[col], scored[col])
+    last = [factors[-1] for factors in worded["risk_factors"]]  # the state entry closes every list
+    assert [f["state"] for f in last] == scored["state"].tolist() and {f["driver"] for f in last} == {"state"}
 
 
 def test_drivers_name_real_columns_with_values(scored: pd.DataFrame, worded: pd.DataFrame, data):
@@ -259,7 +280,7 @@ def test_drivers_name_real_columns_with_values(scored: pd.DataFrame, worded: pd.
             assert set(d) == {"feature", "driver", "contribution", "value"}
             assert d["feature"] in X.columns and d["contribution"] > 0
             assert d["value"] == pytest.approx(float(X.at[idx, d["feature"]]))
-        factors = worded.at[idx, "risk_factors"]
+        factors = worded.at[idx, "risk_factors"][:-1]  # the last entry is the user's state
         assert [{k: f[k] for k in d} for f, d in zip(factors, drivers)] == drivers
         for f in factors:
             assert f["direction"] == "raises risk"
@@ -281,7 +302,7 @@ def test_explain_drivers_groups_related_columns():
 def test_actions_come_from_the_mapping(worded: pd.DataFrame):
     columns = ["churn_probability", "risk_factors", "recommended_actions"]
     for p, factors, actions in worded[columns].itertuples(index=False):
-        expected = {DRIVER_ACTIONS[f["driver"]] for f in factors}
+        expected = {DRIVER_ACTIONS[f["driver"]] for f in factors if f["driver"] != "state"}
         assert {a["action_id"] for a in actions} <= set(ACTIONS)
         if expected:
             assert {a["action_id"] for a in actions} == expected

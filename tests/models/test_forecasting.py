@@ -564,9 +564,9 @@ def test_robust_known_calendars_override_inference_and_hourly_passes_through():
 def test_robust_is_cloned_and_used_by_the_default_ensemble():
     model = Ensemble(n_jobs=1, backtest_h=7, n_windows=2)
     members = model._new_members()
-    assert [type(m).__name__ for m in members] == ["SeasonalNaive", "Robust", "Robust", "Robust", "Robust"]
-    assert [m.name for m in members] == ["SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM"]
+    assert [type(m).__name__ for m in members] == ["SeasonalNaive"] + ["Robust"] * 6
+    assert [m.name for m in members] == ["SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM", "MSTL", "DampedETS"]
     clone = members[1].clone()
     assert isinstance(clone.model, ETS) and clone.model is not members[1].model
     plain = Ensemble(robust=False)._new_members()
-    assert [type(m).__name__ for m in plain] == ["SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM"]
+    assert [type(m).__name__ for m in plain] == ["SeasonalNaive", "ETS", "ARIMA", "Theta", "GlobalGBM", "MSTL", "DampedETS"]

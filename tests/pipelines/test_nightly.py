@@ -53,12 +53,14 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
         n_ws = conn.execute(sa.text("select count(*) from analytics.entities where entity_type = 'workspace'")).scalar()
         per_ws = conn.execute(sa.text(
             "select count(*) from analytics.predictions where dimension = 'total' and target_metric = 'credits'"
+            " and prediction_type = 'credit_consumption'"
             " group by workspace_id")).scalars().all()
         incoherent = conn.execute(sa.text("""
             select count(*) from (
               select workspace_id, prediction_date, sum(predicted_value) filter (where dimension <> 'total') as parts,
                      max(predicted_value) filter (where dimension = 'total') as total
-              from analytics.predictions where target_metric = 'credits' group by 1, 2) s
+              from analytics.predictions where target_metric = 'credits' and prediction_type = 'credit_consumption'
+              group by 1, 2) s
             where abs(parts - total) > 1e-3 * greatest(1, total)""")).scalar()
         # the cumulative rows are the running sums of the daily totals
         n_cumulative, not_running_sums = conn.execute(sa.text("""
@@ -68,7 +70,8 @@ def test_dag_runs_end_to_end_and_is_idempotent(nightly_env: Settings, engine):
             left join (
               select workspace_id, prediction_date,
                      sum(predicted_value) over (partition by workspace_id order by prediction_date) as running
-              from analytics.predictions where target_metric = 'credits' and dimension = 'total') d
+              from analytics.predictions where target_metric = 'credits' and dimension = 'total'
+                and prediction_type = 'credit_consumption') d
               using (workspace_id, prediction_date)
             where c.target_metric = 'credits_cumulative'""")).one()
         bounds = conn.execute(sa.text("select count(*) from analytics.predictions"
@@ -120,6 +123,9 @@ def test_api_serves_what_the_pipeline_wrote(nightly_env: Settings, engine):
         h = {"X-API-Key": key}
         cons = client.get("/api/analytics/predictions/consumption", params={"workspace_id": ws}, headers=h)
         churn = client.get("/api/analytics/predictions/churn", params={"workspace_id": ws, "limit": 5}, headers=h)
+        peaks = client.get("/api/analytics/predictions/peak-usage", params={"workspace_id": ws}, headers=h)
+    assert peaks.status_code == 200, peaks.text
+    assert len(peaks.json()["metrics"]["calls"]["hourly"]) == 168
     assert cons.status_code == 200, cons.text
     assert len(cons.json()["predictions"]) == nightly_env.forecast_horizon_days
     assert churn.status_code == 200, churn.text

@@ -124,7 +124,7 @@ def test_churn_sorted_by_risk_with_factors_and_actions(client, acme):
     assert [u["user_external_id"] for u in body["users"]] == ["alice", "dave", "carol", "bob"]
     top = body["users"][0]
     assert top["user_id"] == str(entity_uuid("user", "alice"))
-    assert set(top["risk_factors"][0]) == {"feature", "contribution", "value", "direction", "text"}
+    assert set(top["risk_factors"][0]) == {"feature", "contribution", "value", "direction", "text", "driver"}
     assert set(top["recommended_actions"][0]) == {"action_id", "title", "reason", "priority", "drivers"}
 
     page = client.get(CHURN, params={"workspace_id": "acme", "risk_threshold": 0.5, "limit": 2, "offset": 1},

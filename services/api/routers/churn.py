@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query
 
 from services.api.auth import WorkspaceDep
 from services.api.deps import ServiceDep
-from services.api.schemas import API_ERRORS, ChurnRiskPage, EntityId, ErrorMessage
+from services.api.schemas import API_ERRORS, ChurnRiskPage, ChurnState, EntityId, ErrorMessage
 
 router = APIRouter(prefix="/api/analytics/predictions", tags=["predictions"], responses=API_ERRORS)
 
@@ -32,6 +32,11 @@ async def read_churn(
         list[EntityId] | None,
         Query(max_length=MAX_USERS, description="Only these users (UUIDs or external ids); repeat the parameter."),
     ] = None,
+    state: Annotated[
+        ChurnState | None,
+        Query(description="Only users in this state: active, lapsing or dormant (silence relative to the "
+                          "user's usual gap between active days)."),
+    ] = None,
 ) -> dict:
-    """The latest churn scores of a workspace's users, riskiest first."""
-    return await service.predict_user_churn(workspace_id, users, risk_threshold, limit, offset)
+    """The latest churn scores of a workspace's users, riskiest first, each with their state."""
+    return await service.predict_user_churn(workspace_id, users, risk_threshold, limit, offset, state=state)

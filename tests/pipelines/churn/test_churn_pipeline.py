@@ -54,9 +54,14 @@ def test_labels_only_look_at_the_window():
     assert y.tolist() == [0, 1, 0]  # b: active on T itself and after the window only -> churned
 
 
-def test_train_score_and_publish_idempotently(platform, engine):
+@pytest.fixture(scope="module")
+def trained(platform, engine) -> dict:
     settings, _ = platform
-    ref = train_and_score(settings, engine, END, n_train_snapshots=4, kinds=("logistic", "xgboost"))
+    return train_and_score(settings, engine, END, n_train_snapshots=4, kinds=("logistic", "xgboost"))
+
+
+def test_train_score_and_publish_idempotently(trained, engine):
+    ref = trained
     assert ref["status"] == "success", ref
     assert 0.5 < ref["metrics"]["oot_auc"] <= 1.0
     scores = pd.read_parquet(ref["scores_path"])
@@ -92,3 +97,51 @@ def test_insufficient_data_publishes_nothing(platform, engine):
     assert ref["counts"] == {"churned": int((labels == 1).sum()), "retained": int((labels == 0).sum())}
     assert sum(ref["counts"].values()) == ref["n_train"] == len(train)
     assert ref["counts"]["churned"] > 0 and ref["counts"]["retained"] > 0
+
+
+def test_every_user_seen_in_the_lookback_is_scored_with_a_state(trained, platform):
+    settings, _ = platform
+    scores = pd.read_parquet(trained["scores_path"])
+    agg = load_daily_aggregates(settings.offline_store_dir, END)
+    seen = agg.user_feature[agg.user_feature["day"] > pd.Timestamp(END - timedelta(days=settings.churn_lookback_days))]
+    assert len(scores) == len(seen[["workspace_id", "user_id"]].drop_duplicates())
+    assert set(scores["state"]) == {"active", "lapsing", "dormant"}
+    assert trained["states"] == scores["state"].value_counts().sort_index().to_dict()
+    last = [json.loads(v)[-1] for v in scores["risk_factors"]]
+    assert [f["state"] for f in last] == scores["state"].tolist()
+    assert all(0 <= f["p_alive"] <= 1 for f in last)
+    metrics = trained["metrics"]
+    assert {f"oot_n_{s}" for s in ("active", "lapsing", "dormant", "recent")} <= set(metrics)
+    assert sum(metrics[f"oot_n_{s}"] for s in ("active", "lapsing", "dormant")) == metrics["oot_n"]
+    assert metrics["oot_n_recent"] < metrics["oot_n"]
+
+
+def test_api_returns_state_and_filters_by_it(trained, platform, engine):
+    from fastapi.testclient import TestClient
+
+    from core.settings import Settings
+    from services.api.main import create_app
+    from services.keys import create_api_key
+
+    settings, _ = platform
+    scores = pd.read_parquet(trained["scores_path"])
+    with engine.begin() as conn:
+        publish_churn_scores(conn, scores, END)
+    ws = scores["workspace_id"].value_counts().index[0]  # the workspace with most scored users
+    mine = scores[scores["workspace_id"] == ws]
+    key = {"X-API-Key": create_api_key(engine, [ws], "churn-test", pepper="pepper")}
+    app = create_app(Settings(database_url=settings.database_url, data_dir=settings.data_dir, api_key_pepper="pepper"))
+    url = "/api/analytics/predictions/churn"
+    try:
+        with TestClient(app) as client:
+            body = client.get(url, params={"workspace_id": ws, "limit": 1000}, headers=key).json()
+            assert body["total"] == len(mine) and body["state"] is None
+            expected = dict(zip(mine["user_id"], mine["state"]))
+            assert {u["user_external_id"]: u["state"] for u in body["users"]} == expected
+            for state, n in mine["state"].value_counts().items():
+                page = client.get(url, params={"workspace_id": ws, "state": state, "limit": 1000}, headers=key).json()
+                assert page["total"] == n and page["state"] == state
+                assert {u["state"] for u in page["users"]} == {state}
+            assert client.get(url, params={"workspace_id": ws, "state": "gone"}, headers=key).status_code == 422
+    finally:
+        app.state.engine.dispose()

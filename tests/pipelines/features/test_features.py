@@ -48,7 +48,8 @@ def test_features_match_their_declared_schema():
         assert list(frame.columns[-len(fs.columns):]) == fs.columns
         assert not frame[fs.columns].isna().any().any()
         assert len(frame) > 0
-    assert set(FEATURE_SETS) == {"workspace_daily", "user_behaviour", "agent_daily"}
+    assert set(FEATURE_SETS) >= {"workspace_daily", "user_behaviour", "agent_daily", "workspace_hourly",
+                                 "workspace_growth"}
 
 
 def test_no_leakage_events_after_as_of_change_nothing():
@@ -132,6 +133,9 @@ def test_feature_store_end_to_end_is_idempotent(clean_db, tmp_path):
     assert s2.refreshed_days == 31  # the month holding the re-staged late window
     assert snapshot() == snap1
     users = read_offline(store, USER_BEHAVIOUR, END)
-    assert len(users) == len(snap1[0]) - 3 - len(read_offline(store, AGENT_DAILY, END))
+    assert len(users) == sum(r.feature_set == "user_behaviour" for r in snap1[0])
+    assert sum(r.feature_set == "agent_daily" for r in snap1[0]) == len(read_offline(store, AGENT_DAILY, END))
+    assert sum(r.feature_set == "workspace_hourly" for r in snap1[0]) == 3
+    assert sum(r.feature_set == "workspace_growth" for r in snap1[0]) == 3  # the as-of day's row per workspace
     totals = pd.DataFrame(snap1[1]).query("dimension == 'total'")
     assert np.isclose(totals["credits"].sum(), make_events(3, 90)["credits"].sum())

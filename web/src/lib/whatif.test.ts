@@ -43,3 +43,22 @@ describe("what-if answer", () => {
     expect(toPoints([{ ds: "2026-07-01T00:00:00", yhat: 3, yhat_lower: 1, yhat_upper: 5 }])).toEqual([{ date: "2026-07-01", value: 3, lower: 1, upper: 5 }]);
   });
 });
+
+describe("what-if answer as the API sends it", () => {
+  it("reads the credits total (listed before the features) with its difference and explanations", () => {
+    const pt = (v: number) => [{ date: "2026-07-01", value: v, lower: v - 5, upper: v + 5 }];
+    const diff = (v: number) => ({ value: v, basis: "credits over 1 days", over_30_days: null, over_90_days: null, baseline_totals: [], adjusted_totals: [] });
+    const explanation = { index: 0, type: "usage_change", credits_difference: 20, mau_difference: null, text: "usage +20%: +20 credits over 1 days" };
+    const r = parseWhatIf({
+      workspace: { id: "x", external_id: "acme" }, as_of_date: "2026-06-30", base_scenario: "likely", horizon_days: 1,
+      metrics: [
+        { metric: "credits", dimension: "total", unit: "credits", baseline: pt(100), adjusted: pt(120), difference: diff(20), milestones: [], explanations: [explanation] },
+        { metric: "credits", dimension: "chat", unit: "credits", baseline: pt(50), adjusted: pt(60), difference: diff(10), milestones: [], explanations: [] },
+      ],
+      explanations: [explanation],
+    });
+    expect(r?.adjusted).toEqual([{ date: "2026-07-01", value: 120, lower: 115, upper: 125 }]);
+    expect(r?.difference).toBe(20);
+    expect(r?.explanations).toEqual(["usage +20%: +20 credits over 1 days"]);
+  });
+});

@@ -1,9 +1,11 @@
 // What-if scenarios (issue 13): POST /api/analytics/predictions/what-if with
 //   {workspace_id, base_scenario, adjustments, metrics, horizon_days}
 // answers, for each asked metric, the baseline and the adjusted series with intervals, the difference over the
-// horizon, milestones before/after and an explanation per adjustment. Its exact field names are not fixed yet,
-// so `parseWhatIf` reads the likely spellings and ignores the rest; `buildWhatIfRequest` sends only the
-// adjustments a person changed (none: the baseline itself).
+// horizon, milestones before/after and an explanation per adjustment. The server's answer
+// (services/api/what_if_schemas.py) is `{metrics: [{metric, dimension, baseline: [{date, value, lower, upper}],
+// adjusted, difference: {value, over_30_days, ...}, explanations: [{text, ...}]}], explanations}`, the credits
+// total first; `parseWhatIf` also reads other likely spellings. `buildWhatIfRequest` sends only the adjustments a
+// person changed (none: the baseline itself).
 
 export interface ScenarioControls {
   /** One-off change in usage from `usageStart`, percent (−50…+100). */

@@ -1,0 +1,169 @@
+"""Agent error rates as a prediction kind: per-agent daily error-rate forecasts (14 days, 80/95% intervals) and
+escalation alerts, from ``models.error_rates``.
+
+Shards (``agent_error_shards``, default 1: one pool of all agents) train or reuse and score
+(``pipelines.agent_errors.shard``); ``finalize`` merges them and, on training nights, tracks the run in MLflow,
+registers the model (``pae-agent-error-rates``, champion/challenger on the out-of-time average precision of
+the breach classifier, ``agent_error_promotion_tolerance``) and records it in ``analytics.ml_models``. What
+it publishes, in one transaction: forecast rows in ``analytics.predictions`` (``error_rate``, dimension = the
+agent, 95% interval), every agent's forecast detail in ``analytics.agent_error_forecasts`` (both intervals,
+expected calls, breach probability by day) and the as-of date's alerts in ``analytics.agent_error_alerts``.
+A refused challenger does not stop the night: the champion's scores of the same night are published.
+"""
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from core.contracts import ERROR_RATE, RunStatus
+from core.settings import Settings
+from models.error_rates import MODEL_FEATURES
+from pipelines.agent_errors.data import MODEL_NAME, config_params
+from pipelines.agent_errors.shard import BUNDLE_VERSION, run_shard
+from pipelines.agent_errors.tracking import load_champion, log_run, tag_trained_through
+from pipelines.registry import ModelRecord, fingerprint, register_version
+from pipelines.results import KindResult, ShardResult
+
+METRIC = "oot_pr_auc"
+
+
+def _pooled(refs: list[dict]) -> dict[str, float]:
+    """Shards' metrics averaged with their out-of-time row counts as weights (exact with one shard)."""
+    keys = sorted({k for r in refs for k in r["metrics"]})
+    out = {}
+    for k in keys:
+        vals = [(r["metrics"].get(k, np.nan), r["metrics"].get("oot_n", 1.0)) for r in refs]
+        vals = [(v, w) for v, w in vals if v is not None and np.isfinite(v)]
+        if vals:
+            out[k] = float(sum(v * w for v, w in vals) / max(sum(w for _, w in vals), 1e-9))
+    return out
+
+
+def _merge(refs: list[dict], prefix: str, version: str, root: Path) -> dict[str, str]:
+    alerts = pd.concat([pd.read_parquet(Path(r["path"]) / f"{prefix}alerts.parquet") for r in refs], ignore_index=True)
+    fc = pd.concat([pd.read_parquet(Path(r["path"]) / f"{prefix}forecast.parquet") for r in refs], ignore_index=True)
+    alerts["model_version"], fc["model_version"] = version, version
+    alerts = alerts.sort_values(["risk_rank", "workspace_id", "agent_id"], ascending=[False, True, True])
+    predictions = pd.DataFrame({
+        "workspace_id": fc["workspace_id"], "target_metric": ERROR_RATE, "dimension": fc["agent_id"],
+        "prediction_date": fc["prediction_date"], "predicted_value": fc["predicted_rate"],
+        "confidence_lower": fc["lower_95"], "confidence_upper": fc["upper_95"], "confidence_level": 0.95,
+        "model_version": version})
+    paths = {"predictions": root / "predictions.parquet", "agent_error_alerts": root / "alerts.parquet",
+             "agent_error_forecasts": root / "forecasts.parquet"}
+    predictions.to_parquet(paths["predictions"])
+    alerts.reset_index(drop=True).to_parquet(paths["agent_error_alerts"])
+    fc.to_parquet(paths["agent_error_forecasts"])
+    return {k: str(v) for k, v in paths.items()}
+
+
+def _summary(alerts_path: str) -> dict:
+    a = pd.read_parquet(alerts_path)
+    return {"agents": len(a), "status": {k: int(v) for k, v in a["status"].value_counts().items()},
+            "alert_level": {k: int(v) for k, v in a["alert_level"].value_counts().items()}}
+
+
+class AgentErrorKind:
+    name = "agent_errors"
+    feature_sets = ("agent_daily",)
+
+    def shards(self, settings: Settings) -> list[int]:
+        return list(range(settings.agent_error_shards))
+
+    def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
+        ref = run_shard(settings, engine, run_date, shard)
+        return ShardResult(kind=self.name, shard=shard, status=ref["status"], path=ref.get("path"),
+                           n_series=ref.get("n_agents", 0), n_rows=ref.get("counts", {}).get("forecast_rows", 0),
+                           details=ref)
+
+    def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
+        refs = [r.details for r in shards if r.status == RunStatus.SUCCESS]
+        if not refs:
+            reasons = "; ".join(sorted({str(r.details.get("reason")) for r in shards}))
+            return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, reason=reasons or "no shard ran")
+        root = settings.data_dir / "agent_errors" / f"as_of={run_date.isoformat()}"
+        trained = [r for r in refs if r["mode"] == "trained"]
+        details: dict = {"modes": {str(r["shard"]): r["mode"] for r in refs},
+                         "champion_notes": sorted({r["champion_note"] for r in refs})}
+        if not trained:
+            version = refs[0]["model_version"]
+            paths = _merge(refs, "", version, root)
+            return self._result(paths, version, None, {}, details, "scored with the champion (no retraining due)")
+
+        champion = load_champion(settings)
+        shard_bundles = {str(r["shard"]): json.loads((Path(r["path"]) / "shard_bundle.json").read_text())
+                         for r in trained}
+        for r in refs:  # shards that reused the champion keep its model in the new bundle
+            if r["mode"] == "reused" and champion is not None:
+                shard_bundles[str(r["shard"])] = champion.bundle["shards"][str(r["shard"])]
+        params = {"as_of": run_date.isoformat(), "features": MODEL_FEATURES, **config_params(settings),
+                  "kinds": sorted({r["kind"] for r in trained})}
+        bundle = {"bundle_version": BUNDLE_VERSION, "n_shards": settings.agent_error_shards,
+                  "config": config_params(settings), "trained_through": run_date.isoformat(),
+                  "horizon": settings.agent_error_horizon_days, "features": MODEL_FEATURES, "shards": shard_bundles}
+        metrics = _pooled(trained)
+        value = metrics.get(METRIC, float("nan"))
+        value = value if np.isfinite(value) else 0.0
+        importance = {f: float(np.mean([r["importance"].get(f, 0.0) for r in trained])) for f in MODEL_FEATURES}
+        candidates = pd.concat([pd.read_parquet(Path(r["path"]) / "candidates.parquet").assign(shard=r["shard"])
+                                for r in trained], ignore_index=True)
+        summary = _summary(str(Path(trained[0]["path"]) / "alerts.parquet"))
+        run_id, model_uri, artifact_uri = log_run(settings, run_date, root, bundle, params, metrics, candidates,
+                                                  importance, summary)
+        record = ModelRecord(model_type=f"escalation_{'+'.join(params['kinds'])}", target_metric=ERROR_RATE,
+                             training_params=params, performance_metrics=metrics, feature_importance=importance,
+                             training_data_start=min(date.fromisoformat(r["training_start"]) for r in trained),
+                             training_data_end=run_date)
+        decision = register_version(engine, settings, model_name=MODEL_NAME, model_uri=model_uri,
+                                    artifact_uri=artifact_uri, metric=METRIC, value=value, lower_is_better=False,
+                                    tolerance=settings.agent_error_promotion_tolerance,
+                                    print_hash=fingerprint(run_date, json.dumps(bundle, sort_keys=True, default=float)),
+                                    record=record)
+        tag_trained_through(settings, decision.version, run_date)
+        details.update(promotion=decision.as_dict(), candidates=candidates.to_dict("records"),
+                       path_params=[r["path_params"] for r in trained])
+        if decision.promoted:
+            paths = _merge(refs, "", decision.version, root)
+            return self._result(paths, decision.version, run_id, metrics, details, None)
+        if champion is not None and all(r.get("champion_scored") or r["mode"] == "reused" for r in refs):
+            paths = _merge_champion(refs, champion.version, root)
+            return self._result(paths, champion.version, run_id, metrics, details,
+                                f"challenger v{decision.version} not promoted ({decision.reason}); "
+                                f"scored with champion v{champion.version}")
+        return KindResult(kind=self.name, status=RunStatus.SKIPPED, mlflow_run_id=run_id, metrics=metrics,
+                          model_version=decision.version, details=details,
+                          reason=f"challenger not promoted: {decision.reason}")
+
+    def _result(self, paths: dict[str, str], version: str, run_id: str | None, metrics: dict, details: dict,
+                note: str | None) -> KindResult:
+        summary = _summary(paths["agent_error_alerts"])
+        details["summary"] = summary
+        return KindResult(kind=self.name, status=RunStatus.SUCCESS, reason=note, publish_to="predictions",
+                          prediction_type=ERROR_RATE, frame_path=paths["predictions"],
+                          extra_sets={k: v for k, v in paths.items() if k != "predictions"}, model_version=version,
+                          mlflow_run_id=run_id, metrics=metrics,
+                          counts={"agents": summary["agents"], **{f"alerts_{k}": v for k, v in
+                                                                  summary["alert_level"].items()}},
+                          details=details)
+
+
+def _merge_champion(refs: list[dict], version: str, root: Path) -> dict[str, str]:
+    """Merge the champion's scores: ``champion_*`` files of trained shards, the plain ones of reused shards."""
+    for r in refs:
+        if r["mode"] == "trained":
+            for name in ("alerts", "forecast"):
+                src = Path(r["path"]) / f"champion_{name}.parquet"
+                (Path(r["path"]) / f"served_{name}.parquet").write_bytes(src.read_bytes())
+        else:
+            for name in ("alerts", "forecast"):
+                src = Path(r["path"]) / f"{name}.parquet"
+                (Path(r["path"]) / f"served_{name}.parquet").write_bytes(src.read_bytes())
+    return _merge(refs, "served_", version, root)
+
+
+KIND = AgentErrorKind()

@@ -1,0 +1,1 @@
+"""Growth projections (DAU, WAU, MAU scenarios, milestones, goals): the prediction kind ``growth``."""
