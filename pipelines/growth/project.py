@@ -123,9 +123,10 @@ def recency(user_days: pd.DataFrame, as_of: date, window: int) -> dict[str, np.n
 
 def error_bank(backtest: pd.DataFrame, groups: dict[str, str], horizon: int) -> ErrorBank:
     """Log-scale errors of the ensemble's backtest as (workspace, cutoff) units of the three metrics; units
-    missing a metric or a step are left out. The errors are centred (per size group, metric and step): the
-    spread comes from the backtest, the centre from the ensemble. Uncentred, the median path would carry the
-    backtest windows' average miss into a different season (e.g. a summer dip into the autumn)."""
+    missing a metric or a step are left out. They are not centred: their median carries the ensemble's typical
+    miss (on the synthetic platform, growth forecast too low) into the paths. Measured on the 1,000-workspace
+    holdout, centring them put the realised value at or above ``likely`` on 64% of days instead of 58%, with the
+    same MASE and coverage."""
     bt = backtest[["unique_id", "ds", "cutoff", "y", "Ensemble"]].copy()
     bt[["workspace_id", "metric"]] = bt["unique_id"].str.split("|", n=1, expand=True)
     bt["step"] = (bt["ds"] - bt["cutoff"]).dt.days - 1
@@ -135,9 +136,6 @@ def error_bank(backtest: pd.DataFrame, groups: dict[str, str], horizon: int) -> 
     wide = wide.reindex(columns=pd.MultiIndex.from_product([list(METRICS), range(horizon)])).dropna()
     errors = wide.to_numpy().reshape(len(wide), len(METRICS), horizon)
     group = np.array([groups.get(ws, "all") for ws in wide.index.get_level_values("workspace_id")], dtype=object)
-    for g in np.unique(group):  # centred per group, metric and step: the ensemble's forecast is the median path
-        rows = group == g
-        errors[rows] -= np.median(errors[rows], axis=0, keepdims=True)
     return ErrorBank(errors=errors, group=group)
 
 
@@ -158,7 +156,7 @@ class Projection:
 
 def _frame(ws: list[str], values: np.ndarray, as_of: date, columns: list[str]) -> pd.DataFrame:
     """(n_ws, len(columns), 3, h) -> long rows (workspace_id, target_metric, prediction_date, *columns)."""
-    n_ws, _, n_m, h = values.shape
+    h = values.shape[3]
     idx = pd.MultiIndex.from_product([ws, list(METRICS), range(1, h + 1)], names=["workspace_id", "target_metric",
                                                                                   "k"])
     out = pd.DataFrame(values.transpose(0, 2, 3, 1).reshape(-1, len(columns)), index=idx, columns=columns)

@@ -2,14 +2,14 @@
 
 Pure functions over arrays; ``pipelines.growth.project`` feeds them.
 
-**How paths are simulated.** The ensemble forecasts each metric of each workspace (``yhat``, raw user counts).
-Its rolling-origin backtest gives, for every workspace and cutoff, the error it actually made over the next
+**How paths are simulated.** The ensembles forecast each metric of each workspace (``yhat``, raw user counts).
+Their rolling-origin backtests give, for every workspace and cutoff, the errors they actually made over the next
 ``H`` days on the log scale, ``e(k) = log1p(y) - log1p(yhat)``, for the three metrics at once: one *error
 path unit*. A path of a workspace is ``expm1(log1p(yhat) + e)`` with ``e`` a whole unit drawn (seeded) from
-the pool of units of similar workspaces (same MAU-size group; the pool is centred per metric and step, so the
-ensemble's forecast is the median path and the bank gives the spread), so the dependence across days (a level that
+the pool of units of similar workspaces (same MAU-size group). So the dependence across days (a level that
 drifts stays drifted) and across metrics (a bad month moves DAU, WAU and MAU together) comes from what really
-happened, not from an assumed distribution. Beyond ``H`` days a unit continues proportionally,
+happened, not from an assumed distribution; the units are not centred, so the ensembles' typical miss is
+carried into the paths too. Beyond ``H`` days a unit continues proportionally,
 ``e(k) = e(H) * k / H`` (extrapolated, not calibrated). Every scenario and milestone is read off the same paths.
 
 **Coherence**, per path and day, after rounding to whole users: ``0 <= DAU <= WAU <= MAU``; more strictly,
@@ -39,7 +39,15 @@ MEMBERS = ("SeasonalNaive", "DampedETS", "Theta", "GlobalGBM")
 def build_members(names=MEMBERS, country: str | None = "US", n_jobs: int = 1) -> list:
     """The growth ensemble's members by name: SeasonalNaive plain (the baseline), the others fitted on history
     cleaned of outliers and holidays (``Robust``), Prophet plain. ETS and damped-trend ETS use half a year."""
-    from models.forecasting import ETS, DampedETS, GlobalGBM, Prophet, Robust, SeasonalNaive, Theta
+    from models.forecasting import (
+        ETS,
+        DampedETS,
+        GlobalGBM,
+        Prophet,
+        Robust,
+        SeasonalNaive,
+        Theta,
+    )
 
     make = {"SeasonalNaive": lambda: SeasonalNaive(),
             "ETS": lambda: Robust(ETS(max_history=26, n_jobs=n_jobs)),
@@ -174,7 +182,7 @@ def nice_thresholds(value: float, n: int = 2) -> list[int]:
     out: list[int] = []
     exp = 0
     while len(out) < n:
-        steps = NICE[0] if exp == 0 else [int(round(s * 10 ** exp)) for s in NICE_STEPS]
+        steps = NICE[0] if exp == 0 else [round(s * 10 ** exp) for s in NICE_STEPS]
         out += [s for s in steps if s > value][: n - len(out)]
         exp += 1
     return out

@@ -19,13 +19,14 @@ from fastapi.responses import JSONResponse
 
 from core.settings import Settings, get_settings
 from services.agent_errors import UnknownAgentError
-from services.api.deps import create_reader_engine
+from services.api.deps import create_reader_engine, reader_url
 from services.api.routers import churn, consumption, health, peak_usage
 from services.api.routers import growth
 from services.api.routers import error_rates
 from services.api.routers import contacts, workspaces  # the dashboard's own routes
-from services.api.routers import what_if
+from services.api.routers import scenarios, what_if
 from services.api.static import mount_dashboard
+from services.scenarios import create_writer_engine
 from services.predictive_analytics import (
     NoPredictionsError,
     PredictiveAnalytics,
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_api_pepper()
     engine = create_reader_engine(settings)
+    scenario_engine = create_writer_engine(reader_url(settings))  # may write analytics.scenarios only
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         asyncio.get_running_loop().set_default_executor(executor)
         yield
         engine.dispose()
+        scenario_engine.dispose()
 
     app = FastAPI(
         title="Predictive Analytics Engine API",
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.scenario_engine = scenario_engine
     app.state.service = PredictiveAnalytics(engine, history_days=settings.api_history_days)
     app.add_exception_handler(UnknownWorkspaceError, _not_found)
     app.add_exception_handler(NoPredictionsError, _not_found)
@@ -94,5 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workspaces.router)
     app.include_router(contacts.router)
     app.include_router(what_if.router)
+    app.include_router(scenarios.router)
     mount_dashboard(app)  # the built web/ bundle at /, after every API route
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -165,3 +166,38 @@ class WhatIfResponse(BaseModel):
     adjustments: list[dict]
     metrics: list[WhatIfMetricResult]
     explanations: list[Contribution]
+
+
+class ScenarioSaveRequest(WhatIfRequest):
+    """A what-if request with a name: saved (or, under the same name, updated) for the workspace."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    description: Annotated[str, Field(max_length=1000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")] | None = None
+
+
+class ScenarioDifference(BaseModel):
+    metric: str
+    dimension: str
+    difference: float
+    basis: str
+
+
+class SavedScenario(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    request: dict = Field(description="base_scenario, adjustments, metrics and horizon_days, as saved.")
+    as_of_date: dt.date = Field(description="The as-of date of the predictions it was computed on when saved.")
+    summary: list[ScenarioDifference] = Field(description="The differences it gave then, per metric and dimension.")
+    saved_by: str | None = Field(description="The name of the API key that saved it.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class ScenarioSaved(SavedScenario):
+    workspace: WorkspaceRef
+
+
+class ScenarioList(BaseModel):
+    workspace: WorkspaceRef
+    scenarios: list[SavedScenario] = Field(description="Most recently saved first.")

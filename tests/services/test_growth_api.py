@@ -18,7 +18,11 @@ from pipelines.growth.tables import write_records
 from pipelines.publish import publish_predictions
 from services.api.main import create_app
 from services.keys import create_api_key
-from services.predictive_analytics import NoPredictionsError, PredictiveAnalytics, UnknownWorkspaceError
+from services.predictive_analytics import (
+    NoPredictionsError,
+    PredictiveAnalytics,
+    UnknownWorkspaceError,
+)
 from tests.services.test_service import add_workspace
 
 PEPPER = "growth-pepper"

@@ -238,3 +238,37 @@ def test_service_validates_directly(seeded, db):
         asyncio.run(service.what_if({"workspace_id": "quiet", "metrics": ["mau"]}))
     out = asyncio.run(service.what_if({"workspace_id": "globex", "metrics": ["credits", "mau"], "horizon_days": 60}))
     assert [m["metric"] for m in out["metrics"]] == ["credits"] * 4 and len(out["metrics"][0]["baseline"]) == 30
+    with db.begin() as conn:  # growth projected, no credit forecast: the growth metrics alone
+        add_workspace(conn, "grower")
+        seed_growth(conn, "grower", days=20)
+    out = asyncio.run(service.what_if({"workspace_id": "grower", "metrics": ["credits", "mau"],
+                                       "adjustments": [{"type": "usage_change", "percent": 10},
+                                                       {"type": "user_growth", "percent_per_week": 10}]}))
+    assert [m["metric"] for m in out["metrics"]] == ["mau"] and len(out["metrics"][0]["adjusted"]) == 20
+
+
+def test_the_dashboards_request_and_what_it_reads(client, seeded):
+    """The body web/src/lib/whatif.ts builds from every scenario control, and the fields parseWhatIf reads."""
+    start = (AS_OF + timedelta(days=5)).isoformat()
+    r = client.post(WHAT_IF, headers=seeded, json={
+        "workspace_id": "acme", "base_scenario": "likely", "metrics": ["credits"], "horizon_days": 30,
+        "adjustments": [{"type": "usage_change", "percent": 20, "start_date": start},
+                        {"type": "user_growth", "percent_per_week": 10, "start_date": start},
+                        {"type": "churn_retention", "share": 0.5},
+                        {"type": "price", "dimension": "chat", "multiplier": 1.5}]})
+    assert r.status_code == 200, r.text
+    first = r.json()["metrics"][0]
+    assert (first["metric"], first["dimension"]) == ("credits", "total")
+    assert len(first["adjusted"]) == 30 and set(first["adjusted"][0]) == {"date", "value", "lower", "upper"}
+    assert first["difference"]["value"] > 0 and [e["index"] for e in first["explanations"]] == [0, 1, 2, 3]
+    assert all(isinstance(e["text"], str) and e["text"] for e in first["explanations"])
+
+
+def test_a_feature_missing_days_counts_zero_those_days(client, seeded, db):
+    with db.begin() as conn:
+        conn.execute(sa.text("delete from analytics.predictions where dimension = 'api' and prediction_date = :d"),
+                     {"d": AS_OF + timedelta(days=3)})
+    body = _post(client, seeded, [{"type": "usage_change", "percent": 10}]).json()
+    api = _by(body, dimension="api")
+    assert len(api["adjusted"]) == 90 and api["adjusted"][2]["value"] == 0.0
+    assert api["adjusted"][3]["value"] == pytest.approx(1.1 * 104 * 0.2)

@@ -2,7 +2,7 @@
 against a brute-force definition, with no leakage from events after the as-of date."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ ACTIVE = {"a": [0, 1, 2, 10, 45], "b": [0, 30], "c": [5], "d": [28, 56]}
 
 def _event(day: int, ws: str, user: str | None, agent: str | None = None, feature: str = "chat",
            hour: int = 9, status: str = "ok") -> tuple:
-    t = datetime.combine(D0 + timedelta(days=day), datetime.min.time(), tzinfo=timezone.utc) + timedelta(hours=hour)
+    t = datetime.combine(D0 + timedelta(days=day), datetime.min.time(), tzinfo=UTC) + timedelta(hours=hour)
     return (t, ws, user, agent, feature, 1.0, status, 1)
 
 
@@ -91,7 +91,7 @@ def _brute_force(events: pd.DataFrame, ws: str, day: date, window: int = 28) -> 
     ev = events[(events["workspace_id"] == ws) & events["user_id"].notna()]
     days = ev.assign(d=ev["event_time"].dt.date)[["user_id", "d"]].drop_duplicates()
     days = days[days["d"] <= day]
-    active = lambda lo, hi: set(days.loc[(days["d"] >= lo) & (days["d"] <= hi), "user_id"])  # noqa: E731
+    active = lambda lo, hi: set(days.loc[(days["d"] >= lo) & (days["d"] <= hi), "user_id"])
     today = active(day, day)
     out = {"dau": len(today), "wau": len(active(day - timedelta(days=6), day)),
            "mau": len(active(day - timedelta(days=window - 1), day)), "new_users": 0, "returning_users": 0,

@@ -3,7 +3,7 @@ leave, one that started yesterday, agent traffic only. Fast: the projection itse
 nightly run twice (identical rows), the records, the API answers and goals."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ def awkward_events(seed: int = 0) -> pd.DataFrame:
 
     def active(ws: str, user: str, days) -> None:
         for d in days:
-            t = datetime.combine(start + timedelta(days=int(d)), datetime.min.time(), tzinfo=timezone.utc)
+            t = datetime.combine(start + timedelta(days=int(d)), datetime.min.time(), tzinfo=UTC)
             rows.append((t + timedelta(hours=int(rng.integers(0, 24))), ws, user, None, "chat", 1.0, "ok", 1))
 
     weekday = np.array([(start + timedelta(days=d)).weekday() < 5 for d in range(DAYS)])
@@ -43,7 +43,7 @@ def awkward_events(seed: int = 0) -> pd.DataFrame:
     for i in range(30):  # newborn: started yesterday
         active("newborn", f"n{i}", [DAYS - 2, DAYS - 1])
     for d in range(DAYS):  # agents: no user ids at all
-        t = datetime.combine(start + timedelta(days=d), datetime.min.time(), tzinfo=timezone.utc)
+        t = datetime.combine(start + timedelta(days=d), datetime.min.time(), tzinfo=UTC)
         rows.append((t, "agents", None, "bot", "automation", 2.0, "ok", 10))
     return pd.DataFrame(rows, columns=["event_time", "workspace_id", "user_id", "agent_id", "feature", "credits",
                                        "status", "count"])
@@ -140,7 +140,7 @@ def test_nightly_growth_run_records_publishes_and_serves(clean_db, db_url, tmp_p
 
     key = create_api_key(clean_db, ["growing", "leavers", "newborn", "agents", "spike"], "t", pepper="growth")
     with TestClient(create_app(settings)) as client:
-        get = lambda ws, **p: client.get("/api/analytics/predictions/growth",  # noqa: E731
+        get = lambda ws, **p: client.get("/api/analytics/predictions/growth",
                                          params={"workspace_id": ws, **p}, headers={"X-API-Key": key}).json()
         growing = get("growing")
         assert growing["status"] == "projected" and len(growing["projection"]) == settings.growth_horizon_days
