@@ -74,14 +74,14 @@ def run_statsforecast(make_for_length: Callable[[int, str], object]) -> Runner:
 
         lengths = train.groupby("unique_id").size()
         parts = []
-        for _, ids in lengths.groupby(lambda uid: str(_seasons(make_for_length(int(lengths[uid]), freq)))).groups.items():
+        for ids in lengths.groupby(lambda uid: str(_seasons(make_for_length(int(lengths[uid]), freq)))).groups.values():
             model = make_for_length(int(lengths[ids[0]]), freq)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 fc = StatsForecast(models=[model], freq=freq, n_jobs=1).forecast(
                     df=train[train["unique_id"].isin(ids)], h=h, level=list(LEVELS))
-            alias = [c for c in fc.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c][0]
-            parts.append(fc.rename(columns=lambda c: c.replace(alias, "yhat").replace("yhat-", "")))
+            alias = next(c for c in fc.columns if c not in ("unique_id", "ds") and "-lo-" not in c and "-hi-" not in c)
+            parts.append(fc.rename(columns={c: c.replace(alias, "yhat").replace("yhat-", "") for c in fc.columns}))
         return pd.concat(parts, ignore_index=True)
 
     return run
@@ -209,6 +209,7 @@ def main() -> None:
     from core.settings import get_settings, limit_threads
 
     limit_threads(2)
+    warnings.filterwarnings("ignore", message="Requested Holidays are available only")  # births of the 1980s
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("models.forecasting").setLevel(logging.ERROR)  # per-series fallbacks are counted below
     choices: list = []

@@ -430,13 +430,18 @@ def _growth_chunk(first: pd.Series, ws_code: np.ndarray, user_code: np.ndarray, 
     n_users = int(user_code.max()) + 1 if len(user_code) else 1
     # one entry per (workspace, user, active day), sorted by user then day
     key = np.sort((ws_code * n_users + user_code) * n_days + day)
-    key = key[np.r_[True, key[1:] != key[:-1]]]
+    keep = np.ones(key.size, bool)
+    keep[1:] = key[1:] != key[:-1]
+    key = key[keep]
     user_key, day = key // n_days, key % n_days
     ws_code = user_key // n_users
-    same = user_key[1:] == user_key[:-1]
-    first_seen = np.r_[True, ~same]
-    prev = np.where(first_seen, -1, np.r_[0, day[:-1]])  # previous active day of the user, -1 for none
-    nxt = np.where(np.r_[same, False], np.r_[day[1:], 0], n_days + W + 7)  # next active day, or beyond the end
+    same = user_key[1:] == user_key[:-1]  # the next entry is the same user's
+    first_seen = np.ones(key.size, bool)
+    first_seen[1:] = ~same
+    prev = np.full(key.size, -1, np.int64)  # previous active day of the user, -1 for none
+    prev[1:] = np.where(same, day[:-1], -1)
+    nxt = np.full(key.size, n_days + W + 7, np.int64)  # next active day, or beyond the end
+    nxt[:-1] = np.where(same, day[1:], n_days + W + 7)
     gap = day - prev
 
     def count(mask: np.ndarray, when: np.ndarray = day) -> np.ndarray:

@@ -168,7 +168,7 @@ def test_service_errors_and_bi_view(seeded, db, db_url):
     needed = {"workspace_external_id", "agent_external_id", "as_of_date", "alert_level", "probability",
               "expected_breach_date", "current_rate", "baseline_rate", "calls_last_7d", "reason"}
     assert needed <= set(rows[0].keys())
-    assert fc == 14 * (len(AGENTS) - 1 + 1)
+    assert fc == 14 * ((len(AGENTS) - 1) + 1)  # acme's live agents and globex's one
     with db.begin() as conn:
         conn.execute(sa.text("truncate " + ", ".join(f"analytics.{t}" for t in TABLES)))
     with pytest.raises(NoPredictionsError):

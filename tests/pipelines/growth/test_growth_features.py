@@ -148,3 +148,7 @@ def test_the_gate_accepts_the_set_and_catches_an_incoherent_row():
     dup = pd.concat([f, f.iloc[:1]])
     assert not validate_features({"workspace_growth": dup}, T).passed
     assert build_growth_features(daily_aggregates(hand_made_events().iloc[:0]), T).empty
+    agents = hand_made_events()
+    agents = agents[agents["user_id"].isna()]  # a platform without user ids: rows of zeros, no error
+    only = build_growth_features(daily_aggregates(agents), T)
+    assert len(only) and (only[WORKSPACE_GROWTH.columns] == 0).all().all()
