@@ -36,7 +36,14 @@ def configure(settings: Settings):
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)  # "signature cannot be inferred" on every log
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(settings.tracking_uri)
+    # MLflow also exports the URI to the environment, where a later Settings() in this process would read
+    # it as configuration (another run's store): keep the environment as it was
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return mlflow
 
 
