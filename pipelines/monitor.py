@@ -1,7 +1,7 @@
 """Realised accuracy, every night: score earlier predictions against what happened.
 
 Generic over prediction kinds. The publisher snapshots each kind's workspace-total predictions at the
-monitored horizons (``SNAPSHOT_HORIZONS`` days ahead) into ``analytics.prediction_snapshots``, since the
+monitored horizons (``SNAPSHOT_HORIZONS`` days ahead, the ``likely`` scenario) into ``analytics.prediction_snapshots``, since the
 nightly upsert replaces future rows and a 7-day-ahead forecast would otherwise be gone by its day. A kind
 that declares ``realised_sql`` (a select of ``workspace_id, target_metric, dimension, granularity,
 prediction_date, prediction_hour, actual`` for ``:since <= prediction_date <= :until``) is then scored each
@@ -37,7 +37,7 @@ select workspace_id, prediction_type, target_metric, dimension, granularity, sce
        confidence_upper, confidence_level, model_version, 'champion'
 from analytics.predictions
 where prediction_type = :type and as_of_date = :as_of and dimension = :total and granularity = 'day'
-  and prediction_date - as_of_date = any(:horizons)
+  and scenario = 'likely' and prediction_date - as_of_date = any(:horizons)
 on conflict (workspace_id, prediction_type, target_metric, dimension, granularity, scenario, prediction_date,
              prediction_hour, as_of_date) do update set
     days_ahead = excluded.days_ahead, predicted_value = excluded.predicted_value,

@@ -70,6 +70,13 @@ def holdout_metrics(refs: list[dict]) -> tuple[dict, dict[str, pd.DataFrame]]:
 class GrowthKind:
     name = "growth"
     feature_sets = (WORKSPACE_GROWTH.name,)
+    # realised accuracy (pipelines/monitor.py): the exact DAU/WAU/MAU of each day, in the predictions' keys
+    prediction_type = GROWTH
+    realised_sql = ("select g.workspace_id, m.metric as target_metric, 'total' as dimension, 'day' as granularity,"
+                    " g.metric_date as prediction_date, 0 as prediction_hour, m.value::float8 as actual"
+                    " from analytics.workspace_growth_metrics g"
+                    " cross join lateral (values ('dau', g.dau), ('wau', g.wau), ('mau', g.mau)) as m(metric, value)"
+                    " where g.metric_date between :since and :until")
 
     def shards(self, settings: Settings) -> list[int]:
         return list(range(settings.shards))

@@ -84,3 +84,28 @@ def test_alert_when_realised_is_worse_than_promised(db):
     assert worse["realised_wape"] == pytest.approx(0.3) and worse["alert"]
     fine = accuracy_alerts(db, "credit_consumption", "holdout_wape", "m-monitor", D, 14, 2.5)
     assert not fine["alert"]
+
+
+def test_growth_declares_its_realised_values_and_is_scored(db):
+    from pipelines.kinds import get_kind
+
+    growth = get_kind("growth")
+    with db.begin() as conn:
+        conn.execute(sa.text("delete from analytics.workspace_growth_metrics"))
+        for day, (dau, wau, mau) in ((D, (4, 8, 18)), (D + timedelta(days=7), (5, 9, 20))):
+            conn.execute(sa.text("insert into analytics.workspace_growth_metrics (workspace_id, metric_date, dau, wau,"
+                                 " mau, new_users, returning_users, reactivated_users, lost_users, users_ever)"
+                                 " values (:w, :d, :dau, :wau, :mau, 1, :ret, 0, 0, 30)"),
+                         {"w": WS, "d": day, "dau": dau, "wau": wau, "mau": mau, "ret": dau - 1})
+        conn.execute(sa.text(
+            "insert into analytics.prediction_snapshots (workspace_id, prediction_type, target_metric, dimension,"
+            " granularity, scenario, prediction_date, prediction_hour, as_of_date, days_ahead, predicted_value,"
+            " confidence_lower, confidence_upper, confidence_level, model_version) values (:w, 'growth', 'mau',"
+            " 'total', 'day', 'likely', :d, 0, :as_of, 1, 21, 19, 23, 0.95, '1')"),
+            {"w": WS, "d": D + timedelta(days=7), "as_of": D + timedelta(days=6)})
+    day = D + timedelta(days=7)
+    assert score_realised(db, growth.prediction_type, growth.realised_sql, day, day) == 1
+    with db.connect() as conn:
+        row = conn.execute(sa.text("select target_metric, n, abs_error, actual_total, naive_abs_error, hits"
+                                   " from analytics.prediction_accuracy where prediction_type = 'growth'")).one()
+    assert tuple(row) == ("mau", 1, 1.0, 20.0, 2.0, 1)  # |21 - 20|; naive: MAU a week earlier, 18
