@@ -25,6 +25,23 @@ class ShardResult(BaseModel):
     mlflow_run_id: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
+    @classmethod
+    def from_ref(cls, kind: str, shard: int, ref: dict[str, Any]) -> ShardResult:
+        """A shard's reference dict (``path``, ``n_series``, ``n_rows`` and the rest as details)."""
+        return cls(kind=kind, shard=shard, path=ref["path"], n_series=ref["n_series"], n_rows=ref["n_rows"],
+                   details=ref)
+
+
+def shard_frames(refs: list[dict[str, Any]], name: str):
+    """The shards' ``name`` Parquet files as one frame (pandas); empty when no shard wrote a non-empty one."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    frames = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
 
 class KindResult(BaseModel):
     """A prediction kind's outcome for a date: the prediction set to publish, or why there is none."""

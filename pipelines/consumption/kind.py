@@ -21,9 +21,9 @@ from pipelines.consumption.evaluation import (
     summarize_cumulative,
 )
 from pipelines.consumption.forecast import DAILY_METRIC, ensemble_params, forecast_shard
-from pipelines.consumption.tracking import log_run, shard_frames
+from pipelines.consumption.tracking import log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
-from pipelines.results import KindResult, ShardResult
+from pipelines.results import KindResult, ShardResult, shard_frames
 
 MODEL_NAME = "pae-credit-consumption"
 
@@ -43,9 +43,7 @@ class ConsumptionKind:
         return list(range(settings.shards))
 
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
-        ref = forecast_shard(settings, run_date, shard, settings.shards)
-        return ShardResult(kind=self.name, shard=shard, path=ref["path"], n_series=ref["n_series"],
-                           n_rows=ref["n_rows"], details=ref)
+        return ShardResult.from_ref(self.name, shard, forecast_shard(settings, run_date, shard, settings.shards))
 
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         """Merge shard outputs, track and register the model, decide whether to publish."""

@@ -15,6 +15,7 @@ from pipelines.consumption.forecast import DAILY_METRIC, ensemble_params
 from pipelines.features.builders import daily_series
 from pipelines.features.store import load_daily_aggregates
 from pipelines.registry import use_experiment
+from pipelines.results import shard_frames
 
 EXPERIMENT = "credit-consumption"
 
@@ -52,11 +53,6 @@ def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, holdout_fc:
         paths.append(path)
     return paths
 
-
-def shard_frames(refs: list[dict], name: str) -> pd.DataFrame:
-    """The shards' ``name`` Parquet files as one frame; empty when no shard wrote one."""
-    frames = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 

@@ -27,9 +27,9 @@ from pipelines.growth.project import BANK_HORIZON_DAYS, ensemble_params, growth_
 from pipelines.growth.sample_paths import METRICS
 from pipelines.growth.shard import growth_shard, run_dir
 from pipelines.growth.tables import write_records
-from pipelines.growth.tracking import backtest_summary, log_run, shard_frames
+from pipelines.growth.tracking import backtest_summary, log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
-from pipelines.results import KindResult, ShardResult
+from pipelines.results import KindResult, ShardResult, shard_frames
 
 MODEL_NAME = "pae-growth"
 PROMOTION_METRIC = "holdout_mase_30"
@@ -82,9 +82,7 @@ class GrowthKind:
         return list(range(settings.shards))
 
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
-        ref = growth_shard(settings, engine, run_date, shard, settings.shards)
-        return ShardResult(kind=self.name, shard=shard, path=ref["path"], n_series=ref["n_series"],
-                           n_rows=ref["n_rows"], details=ref)
+        return ShardResult.from_ref(self.name, shard, growth_shard(settings, engine, run_date, shard, settings.shards))
 
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         """Merge the shards, track and register, record statuses, milestones and goals; say what to publish."""

@@ -16,12 +16,6 @@ from pipelines.registry import use_experiment
 EXPERIMENT = "growth"
 
 
-def shard_frames(refs: list[dict], name: str) -> pd.DataFrame:
-    """The shards' ``name`` Parquet files as one frame; empty when no shard wrote a non-empty one."""
-    frames = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
 
 def backtest_summary(refs: list[dict]) -> pd.DataFrame:
     """Rolling-origin backtest of every member and the ensemble (in-sample weights), over the shards."""

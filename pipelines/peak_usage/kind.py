@@ -18,16 +18,17 @@ from core.contracts import PEAK_USAGE, RunStatus
 from core.settings import REPO_ROOT, Settings
 from pipelines.peak_usage.evaluation import summarize_days
 from pipelines.peak_usage.forecast import forecast_shard, forecaster_params
-from pipelines.registry import ModelRecord, fingerprint, register_version, use_experiment
-from pipelines.results import KindResult, ShardResult
+from pipelines.registry import (
+    ModelRecord,
+    fingerprint,
+    register_version,
+    use_experiment,
+)
+from pipelines.results import KindResult, ShardResult, shard_frames
 
 MODEL_NAME = "pae-peak-usage"
 EXPERIMENT = "peak-usage"
 
-
-def _frames(refs: list[dict], name: str) -> pd.DataFrame:
-    parts = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _log_run(settings: Settings, as_of: date, root: Path, params: dict, metrics: dict,
@@ -60,9 +61,7 @@ class PeakUsageKind:
         return list(range(settings.shards))
 
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
-        ref = forecast_shard(settings, engine, run_date, shard, settings.shards)
-        return ShardResult(kind=self.name, shard=shard, path=ref["path"], n_series=ref["n_series"],
-                           n_rows=ref["n_rows"], details=ref)
+        return ShardResult.from_ref(self.name, shard, forecast_shard(settings, engine, run_date, shard, settings.shards))
 
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         as_of = run_date
@@ -70,8 +69,8 @@ class PeakUsageKind:
         if not refs:
             return KindResult(kind=self.name, status=RunStatus.SKIPPED, reason="no workspace had hourly history")
         root = settings.data_dir / "peak_usage" / f"as_of={as_of.isoformat()}"
-        frame = _frames(refs, "forecast.parquet")
-        days = _frames(refs, "holdout_days.parquet")
+        frame = shard_frames(refs, "forecast.parquet")
+        days = shard_frames(refs, "holdout_days.parquet")
         summary = summarize_days(days) if len(days) else pd.DataFrame()
         metrics: dict = {}
         for row in summary.to_dict("records"):
@@ -87,14 +86,14 @@ class PeakUsageKind:
         params = {"as_of": as_of.isoformat(), "level": settings.peak_level, "headroom": settings.peak_headroom,
                   "horizon_days": settings.peak_horizon_days, "shards": len(refs),
                   **{k: (",".join(v) if isinstance(v, tuple) else v) for k, v in forecaster_params(settings).items()}}
-        weights = _frames(refs, "weights.parquet")
+        weights = shard_frames(refs, "weights.parquet")
         choice = (weights.groupby(["metric", "group", "choice"]).size().rename("n_series").reset_index()
                   if len(weights) else pd.DataFrame())
         importance = ({f"{m}:{g}": c for m, g, c in choice[["metric", "group", "choice"]].itertuples(index=False)}
                       if len(choice) else None)
         run_id, model_uri, artifact_uri = _log_run(settings, as_of, root, params, metrics, {
             "holdout_summary": summary, "holdout_days": days, "choices": choice,
-            "fallbacks": _frames(refs, "fallbacks.parquet"), "time_zones": _frames(refs, "time_zones.parquet")})
+            "fallbacks": shard_frames(refs, "fallbacks.parquet"), "time_zones": shard_frames(refs, "time_zones.parquet")})
         record = ModelRecord(model_type="peak_usage_ensemble", target_metric="calls_peak", training_params=params,
                              performance_metrics=metrics, feature_importance=importance,
                              training_data_start=min(date.fromisoformat(r["history_start"]) for r in refs),
