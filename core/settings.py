@@ -128,6 +128,9 @@ class Settings(BaseSettings):
                                      "backtest's promise.")
     monitor_alert_margin: float = Field(default=0.25, ge=0, description="Alert when realised WAPE is worse than "
                                         "the promised holdout WAPE by more than this share.")
+    ab_challenger_share: float = Field(default=0.0, ge=0, le=0.5, description="A/B: share of workspaces (a "
+                                       "stable hash, core.arms) served by the challenger version; 0 turns A/B off.")
+    ab_salt: str = Field(default="pae-ab", description="A/B: salt of the workspace hash; changing it reshuffles arms.")
     api_database_url: str | None = Field(
         default=None,
         description="URL the API connects with. Unset: database_url with the user swapped to the read-only "
