@@ -13,6 +13,7 @@ $(BIN)/.installed: requirements.txt setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==0.13.8
 	$(BIN)/uv pip install --python $(BIN)/python -q -r requirements.txt -e .
+	$(BIN)/python -m pip install -q torch==2.13.0
 	touch $@
 
 # The dashboard (web/, served by `pae serve` at /): npm ci from the lockfile, then a Vite build whenever a

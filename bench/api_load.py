@@ -1,21 +1,31 @@
-"""Load test of the read-only API: throughput and latency percentiles per endpoint under concurrent clients.
+"""Open-loop load test of the API: each endpoint at a fixed arrival rate, then the highest rate it sustains.
 
-    python bench/api_load.py --seed-rows            # throwaway DB at the 1,000-workspace scale (default)
-    python bench/api_load.py                        # the DB in DATABASE_URL as it is (needs predictions)
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/api_load.py --seed-rows
+    ... --seed-rows --duration 10 --search-seconds 5 --cache on     # a short check (about 6 minutes)
 
-With ``--seed-rows`` a throwaway database is created on DATABASE_URL's server, migrated and filled by COPY with
-realistic rows for ``--workspaces`` workspaces: 30 forecast days of the total and of 5 features (the features
-sum to the total, intervals widen with the horizon), ``--history-days`` of daily history per dimension, 50
-users with churn scores, risk factors and actions per workspace. It is dropped at the end unless ``--keep-db``.
+With ``--seed-rows`` a throwaway database is created on DATABASE_URL's server, migrated and filled for
+``--workspaces`` workspaces: 30 forecast days of the total and of 5 features, ``--history-days`` of daily history
+and 50 users with churn scores per workspace (``seed_rows``); the 90-day credits, growth scenarios and agents a
+what-if reads (``bench/what_if.py``); growth statuses, a week of hourly peak-usage forecasts and 4 agents' error-rate
+alerts, forecasts and history (``bench/api_seed.py``). It is dropped at the end unless ``--keep-db``. Without it,
+the database in DATABASE_URL is used as it is.
 
-One API key per workspace is created (hashed with a pepper made for this run), ``uvicorn`` is started as a
-subprocess on 127.0.0.1, and an asyncio + httpx load generator drives each endpoint in turn for
-``--duration`` seconds with ``--concurrency`` closed-loop clients: each sends its next request when the last
-one returns (after a random pause of mean ``--think-ms``), each for a random workspace. Before that, one
-client measures each endpoint alone for 5 s (the latency without queueing). Alongside the latencies it
-reports the server's CPU time per request. Everything is bounded in time and stops by itself.
+One API key per workspace is made, and ``uvicorn`` serves the app with ``--workers`` processes. For each
+``--cache`` mode (``on``: the response and key caches; ``off``: every request computed and every key looked up;
+``both``: off, then on, with a summary side by side) and each endpoint (consumption, churn, growth, peak usage,
+error rates, what-if; random workspaces, random what-if adjustments):
 
-The machine's 2 cores are shared by the server, PostgreSQL and the load generator, as the output says.
+1. open loop (``bench/open_loop.py``) at ``--rate`` requests/s (500) for ``--duration`` s (60) after a 3 s warm-up:
+   p50/p95/p99/max latency from each request's scheduled time (coordinated omission counted), errors, achieved
+   rate, the generator's dispatch lag and the server's CPU per request;
+0. unless ``--no-warm`` (and with the cache on), every workspace's answer is asked for once per worker first,
+   so the runs measure the steady state between two publishes (the pass's time is printed: the cold cost);
+2. unless ``--no-search``, the highest rate with p99 <= ``--p99-ms`` (50) and no errors, by doubling from 25
+   req/s and three bisections, ``--search-seconds`` (10) per trial.
+
+Then the what-if p95 with ``--what-if-clients`` (8) closed-loop clients (target 200 ms). The load generator runs in
+this process, on the same cores as the server and PostgreSQL: the output prints the load average next to the
+figures; on a shared machine they are a floor.
 """
 from __future__ import annotations
 
@@ -30,18 +40,20 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import numpy as np
 import psutil
 import sqlalchemy as sa
 
-from core.db import get_engine, migrate, raw_copy
-from core.ids import entity_uuid
-from services.keys import create_api_key, hash_api_key, revoke_api_key
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.open_loop import HEADER, Outcome, Request, open_loop, search_max_rate, warm  # noqa: E402
+from core.db import get_engine, migrate, raw_copy  # noqa: E402
+from core.ids import entity_uuid  # noqa: E402
+from services.keys import create_api_key, hash_api_key, revoke_api_key  # noqa: E402
 
 AS_OF = date(2026, 3, 31)
 FEATURES = ("chat", "search", "api", "automation", "export")
@@ -144,83 +156,40 @@ def seed_rows(engine, n_workspaces: int, history_days: int, random_seed: int = 0
     return counts
 
 
-@dataclass
-class Result:
-    latencies: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    elapsed: float = 0.0
-    sent: int = 0  # warm-up included
-    server_cpu: float = 0.0  # seconds of server CPU over all ``sent`` requests
 
-    def line(self, name: str) -> str:
-        n = len(self.latencies)
-        if not n:
-            return f"{name:<22} no successful requests; errors {self.errors}"
-        p50, p95, p99 = np.percentile(np.array(self.latencies) * 1000, [50, 95, 99])
-        errs = sum(self.errors.values())
-        detail = f" {self.errors}" if errs else ""
-        return (f"{name:<22} {n:>7} {n / self.elapsed:>8.0f} {p50:>8.1f} {p95:>8.1f} {p99:>8.1f} "
-                f"{max(self.latencies) * 1000:>8.1f} {1000 * self.server_cpu / self.sent:>8.2f} {errs:>7}{detail}")
-
-
-HEADER = (f"{'endpoint':<22} {'ok':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-          f"{'cpu ms':>8} {'errors':>7}")
-
-
+PREDICTIONS = "/api/analytics/predictions"
 ENDPOINTS = {
-    "healthz": ("/healthz", {}),
-    "readyz": ("/readyz", {}),
-    "consumption": ("/api/analytics/predictions/consumption", {"days_ahead": 30}),
-    "consumption-week": ("/api/analytics/predictions/consumption", {"days_ahead": 30, "granularity": "week"}),
-    "churn": ("/api/analytics/predictions/churn", {"limit": 100}),
+    "consumption": ("GET", f"{PREDICTIONS}/consumption", {"days_ahead": 30}),
+    "churn": ("GET", f"{PREDICTIONS}/churn", {"limit": 100}),
+    "growth": ("GET", f"{PREDICTIONS}/growth", {"metric": "mau", "horizon_days": 90}),
+    "peak": ("GET", f"{PREDICTIONS}/peak-usage", {"granularity": "hourly", "days_ahead": 7}),
+    "error-rates": ("GET", f"{PREDICTIONS}/error-rates", {}),
+    "what-if": ("POST", f"{PREDICTIONS}/what-if", {}),
 }
+WHAT_IF_BODIES = 2000  # distinct seeded what-if bodies drawn from
 
 
-def _request_for(endpoint: str, workspaces: list[str], keys: dict[str, str], rng: random.Random):
-    """A function giving (path, params, headers) of a request for a random workspace."""
-    path, params = ENDPOINTS[endpoint]
-    if not path.startswith("/api/"):
-        return lambda: (path, None, None)
+def request_maker(endpoint: str, workspaces: list[str], keys: dict[str, str], seed: int = 0):
+    """A function giving the next request of an endpoint for a random workspace (prepared up front: cheap)."""
+    from bench.what_if import HORIZON as WHAT_IF_DAYS
+    from bench.what_if import scenario
 
-    def make():
-        ws = rng.choice(workspaces)
-        return path, {"workspace_id": ws, **params}, {"X-API-Key": keys[ws]}
+    method, path, params = ENDPOINTS[endpoint]
+    rng = random.Random(seed)
+    auth = {w: b"X-API-Key: %s\r\n" % keys[w].encode() for w in workspaces}
+    if method == "GET":
+        prepared: list[Request] = [(method, f"{path}?{urlencode({'workspace_id': w, **params})}", auth[w], None)
+                                   for w in workspaces]
+    else:
+        prepared = []
+        for _ in range(WHAT_IF_BODIES):
+            w = rng.choice(workspaces)
+            body = {"workspace_id": w, "base_scenario": "likely", "adjustments": scenario(rng),
+                    "metrics": ["credits", "dau", "wau", "mau"], "horizon_days": WHAT_IF_DAYS}
+            prepared.append((method, path, auth[w], json.dumps(body).encode()))
+    make = lambda: rng.choice(prepared)  # noqa: E731
+    make.prepared = prepared
     return make
-
-
-async def drive(base_url: str, make, concurrency: int, duration: float, think: float, warmup: float) -> Result:
-    """Closed-loop clients for ``warmup + duration`` seconds; only the last ``duration`` seconds count.
-
-    Each client has its own keep-alive connection (httpx's shared pool slows down with many connections) and
-    pauses a random time (exponential, mean ``think``) between requests, so the clients do not fall into step.
-    """
-    result = Result()
-    start = time.perf_counter()
-    count_from, stop = start + warmup, start + warmup + duration
-
-    async def one_client(pause: random.Random) -> None:
-        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
-            if think:
-                await asyncio.sleep(pause.uniform(0, think))  # clients start out of step
-            while (now := time.perf_counter()) < stop:
-                path, params, headers = make()
-                result.sent += 1
-                try:
-                    r = await client.get(path, params=params, headers=headers)
-                    outcome = None if r.status_code == 200 else str(r.status_code)
-                except httpx.HTTPError as exc:
-                    outcome = type(exc).__name__
-                if now >= count_from:
-                    if outcome is None:
-                        result.latencies.append(time.perf_counter() - now)
-                    else:
-                        result.errors[outcome] = result.errors.get(outcome, 0) + 1
-                if think:
-                    await asyncio.sleep(pause.expovariate(1 / think))
-
-    await asyncio.gather(*(one_client(random.Random(i)) for i in range(concurrency)))
-    result.elapsed = time.perf_counter() - count_from
-    return result
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -229,14 +198,7 @@ def _cpu_seconds(pid: int) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in (proc, *proc.children(recursive=True)))
 
 
-def _measure(runner, proc: subprocess.Popen, coro) -> Result:
-    before = _cpu_seconds(proc.pid)
-    result = runner(coro)
-    result.server_cpu = _cpu_seconds(proc.pid) - before
-    return result
-
-
-def _wait_ready(base_url: str, proc: subprocess.Popen, timeout: float = 30) -> None:
+def _wait_ready(base_url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -250,28 +212,174 @@ def _wait_ready(base_url: str, proc: subprocess.Popen, timeout: float = 30) -> N
     raise RuntimeError("uvicorn did not answer /healthz in time")
 
 
+def _wait_idle(proc: subprocess.Popen, limit_s: float = 30) -> None:
+    """After an overloaded run: wait until the server has drained its backlog (under 0.1 s of CPU in 0.5 s)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = _cpu_seconds(proc.pid)
+        time.sleep(0.5)
+        if _cpu_seconds(proc.pid) - before < 0.1:
+            return
+
+
+class Server:
+    """``uvicorn`` serving the app as a subprocess; ``restart`` gives a fresh one after an overloaded run (its
+    abandoned requests would otherwise still be queued when the next run starts)."""
+
+    def __init__(self, db_url: str, pepper: str, port: int, workers: int, cache: bool):
+        self.env = {**os.environ, "DATABASE_URL": db_url, "PAE_API_KEY_PEPPER": pepper, "OMP_NUM_THREADS": "1",
+                    "PAE_API_RESPONSE_CACHE": str(cache).lower()}
+        if not cache:
+            self.env["PAE_API_KEY_CACHE_SECONDS"] = "0"
+        self.port, self.workers, self.proc = port, workers, None
+        self.restarts = 0
+
+    def start(self) -> "Server":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "services.api.main:create_app", "--factory", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", str(self.workers), "--no-access-log", "--log-level", "warning"],
+            env=self.env, cwd=Path(__file__).resolve().parent.parent)
+        _wait_ready(f"http://127.0.0.1:{self.port}", self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+
+def run_mode(args, label: str, server: Server, makers: dict, workspaces, keys, runner) -> dict:
+    """Fixed-rate runs, the max-rate search and the what-if closed-loop check for one server; returns figures."""
+    base_url = f"http://127.0.0.1:{args.port}"
+    figures: dict[str, dict] = {}
+    restarts_seen = [server.restarts]
+
+    def warmed(endpoint: str) -> None:
+        """Every workspace's answer asked for over new connections until every worker has it: the cache in steady
+        state (a GET answer is computed once per worker and data version). What-if answers are not cached (its
+        stored reads are), so its passes stop at 12."""
+        restarts_seen[0] = server.restarts
+        if not args.warm or server.env["PAE_API_RESPONSE_CACHE"] != "true":
+            return  # without the cache nothing is kept to warm
+        prepared = makers[endpoint].prepared
+        if endpoint == "what-if":  # one body per workspace keeps its stored reads; no X-Cache: a few times each
+            prepared = list({r[2]: r for r in prepared}.values()) * (2 * args.workers)
+        t0 = time.perf_counter()
+        passes, computed, failed = runner(warm("127.0.0.1", args.port, prepared))
+        print(f"  (warm-up {endpoint}: {computed} answers computed, {failed} failed, {passes} passes over "
+              f"{len(prepared)} requests, {time.perf_counter() - t0:.1f} s)", flush=True)
+
+    def at(endpoint: str, rate: float, seconds: float, warmup: float) -> tuple[Outcome, float]:
+        if server.restarts != restarts_seen[0]:
+            restarts_seen[0] = server.restarts
+            warmed(endpoint)
+        before = _cpu_seconds(server.proc.pid)
+        outcome = runner(open_loop("127.0.0.1", args.port, makers[endpoint], rate, seconds, warmup=warmup,
+                                   connections=args.connections, timeout=args.timeout))
+        cpu = 1000 * (_cpu_seconds(server.proc.pid) - before) / (rate * (seconds + warmup))
+        if outcome.n_errors:
+            server.restart()  # an overloaded server still holds the requests its clients gave up on
+        else:
+            _wait_idle(server.proc)
+        return outcome, cpu
+
+    print(f"\n== {label} ==\nopen loop, {args.rate:.0f} req/s for {args.duration:.0f} s per endpoint after a 3 s "
+          f"warm-up ({args.connections} connections; latency from the scheduled time):")
+    print(HEADER + f" {'srv cpu':>8} {'load':>5}")
+    for name in args.endpoints:
+        warmed(name)
+        outcome, cpu = at(name, args.rate, args.duration, 3.0)
+        figures[name] = {"fixed": outcome}
+        print(outcome.line(name) + f" {cpu:>8.2f} {os.getloadavg()[0]:>5.1f}", flush=True)
+
+    if args.search:
+        print(f"\nhighest rate with p99 <= {args.p99_ms:.0f} ms and no errors ({args.search_seconds:.0f} s trials "
+              "after 2 s of warm-up; doubling from 25 req/s, then 3 bisections):")
+        for name in args.endpoints:
+            warmed(name)
+            trials = []
+            best = search_max_rate(lambda r: at(name, r, args.search_seconds, 2.0)[0], args.p99_ms,
+                                   report=trials.append)
+            figures[name]["max_rate"] = best
+            tried = ", ".join(f"{t.rate:.0f}:{t.percentiles()[2]:.0f}ms" + (f"/{t.errors}" if t.errors else "")
+                              for t in trials)
+            print(f"{name:<16} {best:>7.0f} req/s   (rate:p99 tried: {tried}; load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+
+    if "what-if" in args.endpoints and args.what_if_clients:
+        from bench.what_if import drive as what_if_drive
+
+        latencies, errors = asyncio.run(what_if_drive(base_url, workspaces, keys, args.what_if_requests,
+                                                      args.what_if_clients, seed=7))
+        p50, p95, p99 = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
+        figures["what-if"]["closed_p95"] = p95
+        print(f"\nwhat-if, {args.what_if_clients} closed-loop clients, {len(latencies)} answers: p50 {p50:.1f} ms, "
+              f"p95 {p95:.1f} ms, p99 {p99:.1f} ms, errors {errors or 0} (target p95 <= 200 ms: "
+              f"{'met' if p95 <= 200 else 'NOT met'}); load {os.getloadavg()[0]:.1f}", flush=True)
+    return figures
+
+
+def summary(results: dict[str, dict], args) -> None:
+    modes = list(results)
+    print(f"\nsummary (p99 at {args.rate:.0f} req/s; max rate with p99 <= {args.p99_ms:.0f} ms), cache "
+          + " / ".join(modes) + ":")
+    for name in args.endpoints:
+        cells = []
+        for mode in modes:
+            fig = results[mode][name]
+            fixed: Outcome = fig["fixed"]
+            ok = "ok" if fixed.passes(args.p99_ms) else "FAIL"
+            best = f", max {fig['max_rate']:.0f} req/s" if "max_rate" in fig else ""
+            cells.append(f"p99 {fixed.percentiles()[2]:.1f} ms, {fixed.n_errors} errors [{ok}]{best}")
+        print(f"{name:<16} " + "  |  ".join(cells))
+
+
 def main(argv: list[str] | None = None) -> int:
+    from core.settings import Settings
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed-rows", action="store_true", help="seed a throwaway DB at the --workspaces scale")
     p.add_argument("--workspaces", type=int, default=1000)
     p.add_argument("--history-days", type=int, default=120)
     p.add_argument("--keep-db", action="store_true", help="keep the seeded database")
-    p.add_argument("--endpoints", default="healthz,readyz,consumption,consumption-week,churn")
-    p.add_argument("--duration", type=float, default=30, help="seconds per endpoint (after a 3 s warm-up)")
-    p.add_argument("--concurrency", type=int, default=50)
-    p.add_argument("--think-ms", type=float, default=0, help="pause between a client's requests")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    p.add_argument("--endpoints", default=",".join(ENDPOINTS))
+    p.add_argument("--rate", type=float, default=500, help="requests per second of the fixed-rate runs")
+    p.add_argument("--duration", type=float, default=60, help="measured seconds per endpoint (after 3 s warm-up)")
+    p.add_argument("--search", action=argparse.BooleanOptionalAction, default=True, help="search the max rate")
+    p.add_argument("--search-seconds", type=float, default=10, help="measured seconds per search trial")
+    p.add_argument("--p99-ms", type=float, default=50)
+    p.add_argument("--cache", choices=("on", "off", "both"), default="both",
+                   help="the API's response and key caches (both: off, then on)")
+    p.add_argument("--workers", type=int, default=Settings().api_workers, help="uvicorn worker processes")
+    p.add_argument("--connections", type=int, default=128, help="most open connections of the load generator")
+    p.add_argument("--timeout", type=float, default=5, help="seconds after its due time a request is an error")
+    p.add_argument("--warm", action=argparse.BooleanOptionalAction, default=True,
+                   help="before each endpoint (and after a restart), ask every workspace's answer over new "
+                        "connections, so the runs measure the steady state, not a cold cache")
+    p.add_argument("--what-if-clients", type=int, default=8, help="closed-loop what-if clients (0: skip)")
+    p.add_argument("--what-if-requests", type=int, default=400)
     p.add_argument("--port", type=int, default=18765)
     args = p.parse_args(argv)
-    if not 1 <= args.concurrency <= 500 or not 0 < args.duration <= 600:
-        p.error("--concurrency must be 1..500 and --duration 0..600 s")
-    endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
-    if unknown := set(endpoints) - set(ENDPOINTS):
+    args.endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
+    if unknown := set(args.endpoints) - set(ENDPOINTS):
         p.error(f"unknown endpoints {sorted(unknown)}; choose from {', '.join(ENDPOINTS)}")
-
+    if not (0 < args.rate <= 50_000 and 0 < args.duration <= 600 and 0 < args.search_seconds <= 120
+            and 1 <= args.connections <= 1000 and args.workers >= 1):
+        p.error("--rate 0..50000, --duration 0..600 s, --search-seconds 0..120, --connections 1..1000, --workers >= 1")
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
         p.error("set DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/postgres)")
+
     db_url, admin, db_name = server_url, None, None
     if args.seed_rows:
         db_name = f"pae_bench_{uuid.uuid4().hex[:8]}"
@@ -282,12 +390,18 @@ def main(argv: list[str] | None = None) -> int:
     engine = get_engine(url=db_url)
     pepper = secrets.token_urlsafe(16)
     key_ids: list[str] = []
-    proc = None
+    server = None
     try:
         migrate(engine)
         if args.seed_rows:
+            from bench.api_seed import seed_all_endpoints
+            from bench.what_if import seed_what_if
+
             started = time.perf_counter()
             counts = seed_rows(engine, args.workspaces, args.history_days)
+            names = [f"ws-{i:05d}" for i in range(args.workspaces)]
+            counts.update(seed_what_if(engine, names))
+            counts.update(seed_all_endpoints(engine, names))
             print(f"seeded {db_name} in {time.perf_counter() - started:.0f}s: "
                   + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         with engine.connect() as conn:
@@ -297,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                   and exists (select 1 from analytics.predictions p
                               where p.workspace_id = e.entity_id and p.prediction_type = 'credit_consumption')
                   and exists (select 1 from analytics.churn_predictions c where c.workspace_id = e.entity_id)
+                order by e.external_id
             """)).scalars())
         if not workspaces:
             print("no workspace has both consumption and churn predictions; use --seed-rows", file=sys.stderr)
@@ -306,50 +421,30 @@ def main(argv: list[str] | None = None) -> int:
             key_ids = [str(k) for k in conn.execute(
                 sa.text("select id from analytics.api_keys where key_hash = any(:h)"),
                 {"h": [hash_api_key(k, pepper) for k in keys.values()]}).scalars()]
-
-        base_url = f"http://127.0.0.1:{args.port}"
-        env = {**os.environ, "DATABASE_URL": db_url, "PAE_API_KEY_PEPPER": pepper}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "services.api.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(args.port), "--workers", str(args.workers), "--no-access-log", "--log-level", "warning"],
-            env=env, cwd=Path(__file__).resolve().parent.parent)
-        _wait_ready(base_url, proc)
-
+        makers = {name: request_maker(name, workspaces, keys) for name in args.endpoints}
         runner = asyncio.run
         try:
             import uvloop
             runner = uvloop.run
         except ImportError:
             pass
-        rng = random.Random(0)
-        print(f"\n{len(workspaces):,} workspaces; uvicorn with {args.workers} worker(s) on {base_url}; "
-              f"load average before: {os.getloadavg()[0]:.1f}.")
-        print(f"NOTE: this machine has {os.cpu_count()} cores, shared by the server, PostgreSQL and this load "
-              "generator (httpx costs about as much CPU per request as the server), so the figures are a floor.\n"
-              "'cpu ms' is the server process's CPU per request, which other load on the machine hardly changes.")
-
-        print("\nOne client, no queueing (5 s per endpoint):")
-        print(HEADER)
-        for name in endpoints:
-            solo = _measure(runner, proc, drive(base_url, _request_for(name, workspaces, keys, rng), 1, 5, 0, 0.5))
-            print(solo.line(name), flush=True)
-
-        print(f"\n{args.concurrency} concurrent clients, {args.duration:.0f} s per endpoint, think time "
-              f"{args.think_ms:.0f} ms:")
-        print(HEADER)
-        for name in endpoints:
-            make = _request_for(name, workspaces, keys, rng)
-            res = _measure(runner, proc, drive(base_url, make, args.concurrency, args.duration, args.think_ms / 1000,
-                                               warmup=3))
-            print(res.line(name), flush=True)
+        print(f"\n{len(workspaces):,} workspaces; uvicorn with {args.workers} worker(s); {os.cpu_count()} cores shared "
+              f"by the server, PostgreSQL and this load generator; load average before: {os.getloadavg()[0]:.1f}.\n"
+              "'lag' is how late the generator dispatched (its own CPU shortage, counted in the latencies); "
+              "'srv cpu' the server's CPU ms per request.")
+        results = {}
+        for mode in (("off", "on") if args.cache == "both" else (args.cache,)):
+            server = Server(db_url, pepper, args.port, args.workers, cache=mode == "on").start()
+            label = ("cache on: responses until the data version moves, keys for 30 s" if mode == "on"
+                     else "cache off: every request computed, every key looked up")
+            results[mode] = run_mode(args, label, server, makers, workspaces, keys, runner)
+            server.stop()
+            print(f"(server restarted {server.restarts} times after runs with errors)")
+        summary(results, args)
         print(f"load average after: {os.getloadavg()[0]:.1f} (above {os.cpu_count()}: other work competed for CPU)")
     finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        if server is not None:
+            server.stop()
         if not args.seed_rows:
             for key_id in key_ids:
                 revoke_api_key(engine, key_id)

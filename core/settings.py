@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.storage import StoragePath, storage_root
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -21,6 +23,12 @@ class Settings(BaseSettings):
         description="PostgreSQL URL. Unset: an embedded server is started under data_dir/pgdata.",
     )
     data_dir: Path = Field(default=REPO_ROOT / ".pae", description="Local state: embedded DB, staging, stores.")
+    storage_uri: str | None = Field(default=None, description="Where staging and the offline feature store live: "
+                                    "a local folder or s3://bucket/prefix (core.storage). Unset: data_dir.")
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint for s3:// storage (MinIO, moto); credentials from AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY. Unset: AWS's own.")
     mlflow_tracking_uri: str | None = Field(
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "PAE_MLFLOW_TRACKING_URI")
     )
@@ -54,6 +62,13 @@ class Settings(BaseSettings):
     holiday_country: str = Field(default="US", description="Holiday calendar (ISO country, `holidays` package) "
                                  "for calendar features and the forecasters' holiday candidates.")
     forecast_include_prophet: bool = Field(default=False, description="Prophet in the ensemble (0.15 s/series).")
+    forecast_include_lstm: bool = Field(default=False, description="Consumption: a global LSTM (PyTorch, "
+                                        "models/forecasting/lstm.py) joins the ensemble's members; it gets weight "
+                                        "only through the backtest. Needs torch (installed by the Makefile).")
+    forecast_lstm_max_windows: int = Field(default=16000, ge=256, description="LSTM: cap on training windows per "
+                                           "fit (a seeded sample of all cutoffs).")
+    forecast_lstm_max_epochs: int = Field(default=8, ge=1, description="LSTM: cap on epochs per fit (early "
+                                          "stopping on a time-ordered validation split ends most fits sooner).")
     promotion_tolerance: float = Field(default=0.25, ge=0, description="Consumption: relative holdout-WAPE slack "
                                        "before a challenger is refused.")
     churn_promotion_tolerance: float = Field(default=0.03, ge=0, description="Churn: relative out-of-time AUC slack.")
@@ -131,6 +146,27 @@ class Settings(BaseSettings):
     ab_challenger_share: float = Field(default=0.0, ge=0, le=0.5, description="A/B: share of workspaces (a "
                                        "stable hash, core.arms) served by the challenger version; 0 turns A/B off.")
     ab_salt: str = Field(default="pae-ab", description="A/B: salt of the workspace hash; changing it reshuffles arms.")
+    ab_window_days: int = Field(default=28, ge=1, description="A/B: days of realised accuracy compared each night.")
+    ab_min_workspace_days: int = Field(default=200, ge=1, description="A/B: scored workspace-days each arm needs "
+                                       "before a verdict (fewer: insufficient_data).")
+    ab_min_improvement: float = Field(default=0.02, ge=0, description="A/B: a promote decision needs the whole 95% "
+                                      "interval of the relative difference at least this much better.")
+    ab_bootstrap_samples: int = Field(default=2000, ge=100, description="A/B: workspace-level bootstrap resamples "
+                                      "(seeded) for the difference's confidence interval.")
+    promotion_min_wins: int = Field(default=6, ge=1, le=8, description="Champion/challenger: backtest windows of 8 "
+                                    "the challenger must win (scaled to fewer windows).")
+    promotion_min_improvement: float = Field(default=0.02, ge=0, description="Champion/challenger: relative "
+                                             "backtest improvement needed (MASE for forecasts, AUC for churn).")
+    promotion_coverage_tolerance: float = Field(default=0.05, ge=0, description="Champion/challenger: interval "
+                                                "coverage must be within this of the target level.")
+    retrain_schedule: str = Field(default="0 3 * * 0", description="Retraining DAG schedule (cron, UTC; weekly on "
+                                  "Sundays by default). Nightly runs score with the champion in between.")
+    retrain_every_days: int = Field(default=7, ge=1, description="Consumption: a nightly run whose champion was "
+                                    "trained on data this many days old or more records a pending 'schedule' retrain.")
+    drift_recent_days: int = Field(default=28, ge=7, description="Drift check: recent days whose consumption features "
+                                   "are compared (PSI) with the champion's training window.")
+    drift_psi_threshold: float = Field(default=0.25, gt=0, description="Drift check: a feature whose PSI exceeds this "
+                                       "triggers an early retrain (0.1-0.25 moderate shift, > 0.25 large).")
     api_database_url: str | None = Field(
         default=None,
         description="URL the API connects with. Unset: database_url with the user swapped to the read-only "
@@ -145,6 +181,31 @@ class Settings(BaseSettings):
     api_history_days: int = Field(default=90, ge=0, le=3660, description="Days of history served with forecasts.")
     api_pool_size: int = Field(default=8, ge=1, description="API database connections, and threads using them.")
     api_statement_timeout_ms: int = Field(default=5000, ge=0, description="Per-query limit on API reads (0: none).")
+    api_response_cache: bool = Field(default=True, description="Keep GET prediction answers in memory (per worker) "
+                                     "until the published data changes (services/api/cache.py).")
+    api_cache_version_seconds: float = Field(default=1.0, ge=0, le=60, description="How often the API re-reads the "
+                                             "data version: a publish is served within this (0: every request).")
+    api_cache_max_mb: int = Field(default=128, ge=1, description="Response cache size per worker process (MiB); "
+                                  "least recently used answers go first.")
+    api_cache_max_age_seconds: int = Field(default=60, ge=0, description="Cache-Control max-age of cached answers: "
+                                           "how long a client may reuse one without asking (then If-None-Match).")
+    api_key_cache_seconds: float = Field(default=30.0, ge=0, le=300, description="Verified API keys are remembered "
+                                         "this long per worker: a revoked key stops working within it (0: look "
+                                         "every key up on every request).")
+    api_workers: int = Field(default_factory=lambda: max(1, min(2, os.cpu_count() or 1)), ge=1, le=64,
+                             description="uvicorn worker processes of `pae serve` (default: min(2, cores)).")
+    job_lease_seconds: int = Field(default=300, ge=5, le=86400, description="On-demand jobs: a worker's lease on a "
+                                   "running job, renewed every third of it; past it another worker may take the job.")
+    job_max_attempts: int = Field(default=3, ge=1, le=20, description="On-demand jobs: attempts (claims) before a job "
+                                  "whose lease keeps expiring is marked failed.")
+    job_poll_seconds: float = Field(default=2.0, gt=0, le=300, description="On-demand jobs: `pae worker`'s wait "
+                                    "between looks at an empty queue.")
+    airflow_api_url: str | None = Field(default=None, description="On-demand jobs: Airflow 3 api-server base URL "
+                                        "(e.g. http://127.0.0.1:8080). Set: the API triggers the DAG "
+                                        "predictive_analytics_on_demand per job instead of leaving it to `pae worker`.")
+    airflow_username: str = Field(default="admin", description="On-demand jobs: user for Airflow's /auth/token.")
+    airflow_password: SecretStr = Field(default=SecretStr(""), description="On-demand jobs: password for Airflow's "
+                                        "/auth/token.")
 
     @property
     def embedded_database(self) -> bool:
@@ -159,12 +220,17 @@ class Settings(BaseSettings):
                              "against DATABASE_URL; every API key hash uses it")
 
     @property
-    def staging_dir(self) -> Path:
-        return self.data_dir / "staging"
+    def storage_root(self) -> StoragePath:
+        """``storage_uri`` as a Path or an s3 RemotePath; ``data_dir`` when unset."""
+        return storage_root(self.storage_uri, self.s3_endpoint_url) if self.storage_uri else self.data_dir
 
     @property
-    def offline_store_dir(self) -> Path:
-        return self.data_dir / "offline_store"
+    def staging_dir(self) -> StoragePath:
+        return self.storage_root / "staging"
+
+    @property
+    def offline_store_dir(self) -> StoragePath:
+        return self.storage_root / "offline_store"
 
     @property
     def rejects_dir(self) -> Path:

@@ -13,7 +13,9 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
    tracks the run in MLflow and registers it (champion/challenger);
 6. **publish**: one transaction per prediction set (upsert), then **monitor**: realised accuracy of earlier
    predictions whose days have now happened, and alerts when it is worse than the backtest promised;
-7. **record_run** in `analytics.pipeline_runs`.
+7. **record_run** in `analytics.pipeline_runs`;
+8. **retrain_pending** / **trigger_retrain**: when the consumption drift check or accuracy alert recorded a
+   pending retrain (`analytics.retrain_runs`), trigger `predictive_analytics_retrain`, which takes it over.
 
 The `kinds` param runs a subset (e.g. `["churn"]`); the other kinds' tasks return "skipped" at once.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from pipelines.kinds import kind_names
@@ -142,6 +145,14 @@ def predictive_analytics_nightly():
 
         return record_run_step(run_date, published)
 
+    @task.short_circuit
+    def retrain_pending(recorded: dict) -> bool:
+        """True when the consumption drift check or accuracy alert recorded a pending retrain (pipelines/drift.py)."""
+        from core.db import get_engine
+        from pipelines.retrain import pending_retrain
+
+        return pending_retrain(get_engine(), "consumption") is not None
+
     run_date = resolve_date()
     extracted = extract(run_date)
     features = build_features(run_date, validate_raw(run_date, extracted))
@@ -153,7 +164,10 @@ def predictive_analytics_nightly():
                                                                      selected=selected).expand(shard=shards)
         results.append(finalize.override(task_id=f"finalize_{kind}")(run_date, kind, parts, selected))
     published = publish(run_date, results)
-    record_run(run_date, published, monitor(run_date, published))
+    recorded = record_run(run_date, published, monitor(run_date, published))
+    # an early retrain (drift, accuracy alert): the retrain DAG takes the pending request over
+    retrain_pending(recorded) >> TriggerDagRunOperator(
+        task_id="trigger_retrain", trigger_dag_id="predictive_analytics_retrain", conf={"reason": "drift"})
 
 
 predictive_analytics_nightly()

@@ -117,6 +117,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(get_settings(), args.workspaces, args.days, args.seed, args.date, airflow=not args.no_airflow)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """On-demand prediction jobs from the queue (``pipelines/jobs/``); one JSON line per job."""
+    from core.db import get_engine, migrate
+    from pipelines.jobs.runner import work
+
+    settings = get_settings()
+    engine = get_engine(settings)
+    migrate(engine)  # the jobs table (sql/015) exists before the first claim
+    for outcome in work(settings, engine, once=args.once, owner=args.worker_id):
+        print(json.dumps(outcome, default=str), flush=True)
+    return 0
+
+
 # ``serve`` and ``api-key``: the CLI is an entry point, so it may import the API (nothing imports the CLI)
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -124,12 +137,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from services.api.main import create_app
 
     settings = get_settings()
+    workers = args.workers or settings.api_workers
+    if workers < 1:
+        print(f"error: --workers must be at least 1, got {workers}", file=sys.stderr)
+        return 2
     try:
-        app = create_app(settings)
+        app = create_app(settings)  # checks the settings (pepper) and, embedded, starts the database here
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=args.host, port=args.port, workers=1)
+    if workers == 1:
+        uvicorn.run(app, host=args.host, port=args.port, workers=1)
+        return 0
+    # Each worker process builds its own app from the environment; the embedded database stays this process's.
+    import os
+
+    from services.api.deps import reader_url
+
+    app.state.engine.dispose()
+    app.state.scenario_engine.dispose()
+    os.environ.setdefault("PAE_API_DATABASE_URL", reader_url(settings))
+    uvicorn.run("services.api.main:create_app", factory=True, host=args.host, port=args.port, workers=workers)
     return 0
 
 
@@ -188,9 +216,11 @@ def add_api_parsers(subparsers: argparse._SubParsersAction) -> None:
     Args:
         subparsers: The ``add_subparsers()`` result of the ``pae`` parser; each command sets ``func``.
     """
-    serve = subparsers.add_parser("serve", help="serve the read-only HTTP API (uvicorn, one worker)")
+    serve = subparsers.add_parser("serve", help="serve the read-only HTTP API (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=None,
+                       help="uvicorn worker processes (default: PAE_API_WORKERS, i.e. min(2, cores))")
     serve.set_defaults(func=cmd_serve)
 
     keys = subparsers.add_parser("api-key", help="manage API keys").add_subparsers(dest="api_key_command",
@@ -307,6 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=2)
     c.set_defaults(func=cmd_cluster)
 
+    w = sub.add_parser("worker", help="run on-demand prediction jobs from the queue (POST .../predictions/generate)")
+    w.add_argument("--once", action="store_true", help="process the queued jobs, then exit")
+    w.add_argument("--worker-id", default=None, help="lease owner name (default: host:pid:random)")
+    w.set_defaults(func=cmd_worker)
+
     from pipelines.forecast_file import add_forecast_parser
 
     add_forecast_parser(sub)
@@ -317,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     from pipelines.agent_errors.threshold_cli import add_agent_threshold_parsers
 
     add_agent_threshold_parsers(sub)
+    from pipelines.retrain import add_retrain_parser
+
+    add_retrain_parser(sub)
     add_api_parsers(sub)
     return p
 

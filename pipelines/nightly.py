@@ -9,6 +9,7 @@ publishing is one transaction per prediction set, so a failed run leaves the pre
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, datetime, timedelta, timezone
 
 from core.contracts import RunStatus
@@ -105,13 +106,11 @@ def validate_features_step(run_date: str, settings: Settings | None = None) -> d
 
 def _empty_feature_sets(settings: Settings, d: date, names: tuple[str, ...]) -> list[str]:
     """Feature sets among ``names`` with no rows as of ``d`` (row counts from the Parquet footers)."""
-    import pyarrow.parquet as pq
-
+    from core.storage import parquet_rows
     from pipelines.features.sets import FEATURE_SETS
     from pipelines.features.store import offline_path
 
-    return [n for n in names
-            if pq.ParquetFile(offline_path(settings.offline_store_dir, FEATURE_SETS[n], d)).metadata.num_rows == 0]
+    return [n for n in names if parquet_rows(offline_path(settings.offline_store_dir, FEATURE_SETS[n], d)) == 0]
 
 
 def kind_shards_step(kind: str, settings: Settings | None = None) -> list[int]:
@@ -166,6 +165,7 @@ def finalize_step(run_date: str, kind: str, shards: list[ShardResult | dict], ki
             result = KindResult(kind=kind, status=RunStatus.INSUFFICIENT_DATA, reason=results[0].details.get("reason"))
         else:
             result = get_kind(kind).finalize(settings, engine, d, results)
+            _record_registration(engine, kind, d, result)
         rec.status = result.status
         rec.row_counts = result.counts
         rec.mlflow_run_ids = [result.mlflow_run_id] if result.mlflow_run_id else []
@@ -173,16 +173,45 @@ def finalize_step(run_date: str, kind: str, shards: list[ShardResult | dict], ki
     return result
 
 
+def _model_name(result: KindResult) -> str | None:
+    """The registered model behind a kind's result: its registration decision's, else the kind's ``model_name``."""
+    from pipelines.kinds import get_kind
+
+    return (result.details.get("promotion") or {}).get("model_name") or getattr(get_kind(result.kind), "model_name", None)
+
+
+def _record_registration(engine, kind: str, d: date, result: KindResult) -> None:
+    """The kind's registration decision in ``analytics.model_decisions`` (kinds that call ``registry.promote``
+    directly, e.g. churn, get their row here; ``register_version`` already wrote it, this fills the kind)."""
+    from pipelines.registry import REGISTRATION, record_decision
+
+    promotion = result.details.get("promotion")
+    if not promotion or not promotion.get("version") or promotion.get("decision") not in ("promote", "keep"):
+        return
+    with engine.begin() as conn:
+        record_decision(conn, kind=kind, model_name=promotion["model_name"], version=str(promotion["version"]),
+                        source=REGISTRATION, run_date=d, decision=promotion["decision"],
+                        reason=promotion.get("reason") or "", figures=promotion)
+
+
 def publish_step(run_date: str, results: list[KindResult | dict], settings: Settings | None = None) -> list[PublishResult]:
-    """Publish each kind's prediction set in its own transaction (the one publisher, ``pipelines.publish``)."""
+    """Publish each kind's prediction set in its own transaction (the one publisher, ``pipelines.publish``).
+
+    After a kind's transaction commits, the ``champion`` alias moves to the version its decisions earned
+    (``pipelines.registry.apply_published``): never before its predictions are served.
+    """
     import pandas as pd
 
-    from pipelines.monitor import snapshot_predictions
+    from pipelines.ab import assign_snapshot_arms
+    from pipelines.kinds import get_kind
+    from pipelines.monitor import snapshot_predictions, snapshot_scope
     from pipelines.publish import publish_churn_scores, publish_extra, publish_predictions
+    from pipelines.registry import apply_published
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
     out: list[PublishResult] = []
+    champions: dict[str, dict] = {}
     with recorded_step(engine, "publish", d) as rec:
         for result in (KindResult.model_validate(r) for r in results):
             if not result.publishable:
@@ -192,42 +221,99 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
             with engine.begin() as conn:
                 if result.publish_to == "predictions":
                     stats = publish_predictions(conn, frame, result.prediction_type, d)
-                    snapshot_predictions(conn, result.prediction_type, d)  # horizons kept for monitoring
+                    snapshot_predictions(conn, result.prediction_type, d,  # horizons kept for monitoring
+                                         snapshot_scope(get_kind(result.kind)))
+                    assign_snapshot_arms(conn, result.prediction_type, d, settings.ab_challenger_share,
+                                         settings.ab_salt)
                 else:
                     stats = publish_churn_scores(conn, frame, d)
                 extra = {name: publish_extra(conn, name, pd.read_parquet(path), d)  # same transaction
                          for name, path in result.extra_sets.items()}
             out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS, extra=extra, **stats))
+            model_name = _model_name(result)
+            if model_name and result.model_version:  # committed: the alias may move now
+                served = frame["model_version"].dropna().astype(str).unique() if "model_version" in frame else ()
+                champions[result.kind] = apply_published(engine, settings, model_name=model_name,
+                                                         version=str(result.model_version), served_versions=served)
         rec.row_counts = {p.kind: p.rows for p in out}
-        rec.details = {"published": [p.model_dump(mode="json") for p in out]}
+        rec.details = {"published": [p.model_dump(mode="json") for p in out], "champions": champions}
     return out
 
 
 def monitor_step(run_date: str, settings: Settings | None = None) -> dict:
     """Score earlier predictions whose days have now happened (realised accuracy) and flag kinds whose
-    realised accuracy is worse than their backtest promised; generic over kinds (``pipelines/monitor.py``)."""
+    realised accuracy is worse than their backtest promised; generic over kinds (``pipelines/monitor.py``).
+    Each kind's realised figures over the window are logged to MLflow (experiment ``realised-accuracy``)."""
     from pipelines.kinds import get_kind, kind_names
-    from pipelines.monitor import accuracy_alerts, score_realised
+    from pipelines.monitor import monitor_kind
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
-    out: dict = {"scored_rows": {}, "alerts": []}
+    out: dict = {"scored_rows": {}, "outcome_rows": {}, "alerts": [], "alert_kinds": [], "mlflow_run_ids": {}}
     with recorded_step(engine, "monitor", d) as rec:
         for name in kind_names():
-            kind = get_kind(name)
-            sql = getattr(kind, "realised_sql", None)
-            if not sql:
+            t0 = time.perf_counter()
+            result = monitor_kind(settings, engine, get_kind(name), d)
+            if not result:
                 continue
-            ptype = kind.prediction_type
-            out["scored_rows"][name] = score_realised(
-                engine, ptype, sql, d - timedelta(days=settings.monitor_rescore_days - 1), d)
-            if getattr(kind, "promised_metric", None):
-                alert = accuracy_alerts(engine, ptype, kind.promised_metric, kind.model_name, d,
-                                        settings.monitor_window_days, settings.monitor_alert_margin)
-                out["alerts"].append({"kind": name, **alert})
-        rec.row_counts = out["scored_rows"]
+            out.setdefault("seconds", {})[name] = round(time.perf_counter() - t0, 2)
+            for key in ("scored_rows", "outcome_rows"):
+                if key in result:
+                    out[key][name] = result[key]
+            out["alerts"] += [{"kind": name, **a} for a in result["alerts"]]
+            out.setdefault("kinds", {})[name] = {"prediction_type": result["prediction_type"],
+                                                 "model_name": result["model_name"], "alert": result["alert"]}
+            if result["alert"]:
+                out["alert_kinds"].append(name)
+            if result["summary"]:
+                t0 = time.perf_counter()
+                out["mlflow_run_ids"][name] = _log_realised(settings, name, d, result)
+                out["seconds"]["mlflow"] = round(out["seconds"].get("mlflow", 0) + time.perf_counter() - t0, 2)
+        rec.row_counts = {**out["scored_rows"], **{f"{k}_outcomes": v for k, v in out["outcome_rows"].items()}}
+        if settings.ab_challenger_share > 0:
+            out["ab"] = _compare_arms(engine, settings, d)
+        rec.mlflow_run_ids = sorted(out["mlflow_run_ids"].values())
         rec.details = out
     return out
+
+
+def _compare_arms(engine, settings: Settings, d: date) -> dict:
+    """The A/B comparison of every kind scored by realised accuracy (``pipelines/ab.py``)."""
+    import sys
+
+    from pipelines.ab import compare_arms
+    from pipelines.kinds import get_kind, kind_names
+
+    out = {}
+    for name in kind_names():
+        kind = get_kind(name)
+        if not getattr(kind, "realised_sql", None):
+            continue
+        model_name = getattr(kind, "model_name", None) or getattr(sys.modules[type(kind).__module__], "MODEL_NAME", None)
+        ab = compare_arms(engine, settings, kind=name, prediction_type=kind.prediction_type, model_name=model_name,
+                          run_date=d)
+        out[name] = {k: ab.get(k) for k in ("verdict", "relative_diff", "relative_ci_low", "relative_ci_high",
+                                            "workspace_days_champion", "workspace_days_challenger", "promote",
+                                            "reason")}
+    return out
+
+
+def _log_realised(settings: Settings, kind: str, d: date, result: dict) -> str:
+    """One MLflow run per kind and night (the same run again when the night is re-run)."""
+    import mlflow
+
+    from pipelines.registry import use_experiment
+
+    exp = use_experiment(settings, "realised-accuracy")
+    found = mlflow.search_runs([exp], filter_string=f"tags.`pae.kind` = '{kind}' and tags.`pae.run_date` = "
+                                                    f"'{d.isoformat()}'", output_format="list", max_results=1)
+    with mlflow.start_run(run_id=found[0].info.run_id if found else None,
+                          run_name=None if found else f"{kind} realised {d}") as run:
+        mlflow.set_tags({"pae.kind": kind, "pae.run_date": d.isoformat(), "pae.alert": str(result["alert"])})
+        mlflow.log_metrics({k: v for k, v in result["summary"].items() if v == v}  # NaN-free
+                           | {"alert": float(result["alert"])}
+                           | {k: float(result[k]) for k in ("scored_rows", "outcome_rows") if k in result})
+        return run.info.run_id
 
 
 def record_run_step(run_date: str, published: list[PublishResult | dict], settings: Settings | None = None) -> dict:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from core.contracts import DAY, LIKELY, TOTAL
 from core.ids import entity_uuid
+from core.jobs import ON_DEMAND_SCENARIO
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ PREDICTIONS = PublishTarget(
     key=("workspace_id", "prediction_type", "target_metric", "dimension", "granularity", "scenario",
          "prediction_date", "prediction_hour"),
     scope="t.prediction_type = :type and t.prediction_date > :as_of"
-          " and t.workspace_id in (select distinct workspace_id from stage_rows)",
+          " and t.workspace_id in (select distinct workspace_id from stage_rows)"
+          f" and t.scenario <> '{ON_DEMAND_SCENARIO}'",  # on-demand job rows stay until the next job replaces them
 )
 CHURN = PublishTarget(
     table="analytics.churn_predictions",
@@ -127,6 +129,24 @@ def prediction_rows(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
 def publish_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_type: str, as_of: date) -> dict:
     """Replace ``prediction_type``'s future rows (``prediction_date > as_of``) of the frame's workspaces."""
     return replace_set(conn, PREDICTIONS, prediction_rows(frame, as_of), {"type": prediction_type, "as_of": as_of})
+
+
+# On-demand jobs (pipelines/jobs/): the same rows under one scenario ('on_demand'), replacing only that scenario's
+# rows of the frame's workspaces and metrics, so the nightly rows (scenario 'likely') are never touched.
+ON_DEMAND_PREDICTIONS = PublishTarget(
+    table=PREDICTIONS.table, stage=PREDICTIONS.stage, constants=PREDICTIONS.constants, key=PREDICTIONS.key,
+    scope="t.prediction_type = :type and t.scenario = :scenario"
+          " and t.workspace_id in (select distinct workspace_id from stage_rows)"
+          " and t.target_metric in (select distinct target_metric from stage_rows)",
+)
+
+
+def publish_on_demand_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_type: str, as_of: date,
+                                  scenario: str) -> dict:
+    """Replace a workspace's ``scenario`` rows of ``prediction_type`` and the frame's metrics with ``frame``."""
+    rows = prediction_rows(frame.assign(scenario=scenario), as_of)
+    return replace_set(conn, ON_DEMAND_PREDICTIONS, rows, {"type": prediction_type, "as_of": as_of,
+                                                           "scenario": scenario})
 
 
 def _json(value) -> str:

@@ -27,7 +27,7 @@ _HOURS = sa.text("""
     from analytics.v_capacity_alerts a
     left join analytics.predictions p80
       on p80.workspace_id = a.workspace_id and p80.prediction_type = :type and p80.granularity = 'hour'
-     and p80.target_metric = a.target_metric || '_80' and p80.as_of_date = a.as_of_date
+     and p80.target_metric = a.target_metric || '_80' and p80.as_of_date = a.as_of_date and p80.scenario = 'likely'
      and p80.prediction_date + make_interval(hours => p80.prediction_hour) = a.hour_utc
     where a.workspace_id = :ws and a.hours_ahead < 24 * cast(:days as integer)
     order by a.target_metric, a.hour_utc
@@ -46,6 +46,7 @@ _EXTRA = sa.text("""
            confidence_lower::float8 as lower, confidence_upper::float8 as upper
     from analytics.predictions
     where workspace_id = :ws and prediction_type = :type and granularity = 'day' and as_of_date = :as_of
+      and scenario = 'likely'  -- not on-demand job rows (scenario 'on_demand')
       and (target_metric like '%' || :prob or target_metric like '%' || :week)
     order by target_metric, prediction_date, predicted_value desc, prediction_hour
 """)

@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from core.ids import entity_uuid
+from services.data_version import DataVersion
+from services.what_if_data import StoredReads
 
 CONSUMPTION_TYPE = "credit_consumption"
 TOTAL = "total"
@@ -187,11 +189,15 @@ class PredictiveAnalytics:
     Args:
         engine: A synchronous SQLAlchemy engine; the API gives it one that connects as the read-only role.
         history_days: Days of daily credit history returned with a consumption forecast.
+        data_version: When given, what-if requests keep the stored rows they read per workspace until it moves
+            (``services.data_version``); ``None`` reads them for every request.
     """
 
-    def __init__(self, engine: Engine, history_days: int = 90):
+    def __init__(self, engine: Engine, history_days: int = 90, data_version: DataVersion | None = None):
         self.engine = engine
         self.history_days = history_days
+        self.data_version = data_version
+        self._what_if_reads = StoredReads()
 
     async def predict_credit_consumption(
         self, workspace_id: str, days_ahead: int = 30, granularity: str = "day"
@@ -486,9 +492,10 @@ class PredictiveAnalytics:
         request = validate_request(request)
 
         def read() -> dict[str, Any]:
+            version = self.data_version.current() if self.data_version is not None else None
             with self.engine.connect() as conn:
                 ws = resolve_workspace(conn, request["workspace_id"])
-                out = compute(conn, request, ws.external_id)
+                out = compute(conn, request, ws.external_id, self._what_if_reads, version)
             if out is None:
                 raise NoPredictionsError(f"no predictions of {', '.join(request['metrics'])} yet for workspace "
                                          f"{ws.external_id!r}; run the nightly pipeline to produce them")

@@ -2,7 +2,8 @@
 a workspace with who saved it and the as-of date it was computed on, and list them.
 
 Reads go through the API's read-only engine; writes through a separate engine connected as
-``pae_scenario_writer``, a role that may read, insert and update that one table and nothing else.
+``pae_scenario_writer``, a role that may read, insert and update that table and ``analytics.prediction_jobs``
+(on-demand jobs, ``sql/015_prediction_jobs.sql``) and nothing else.
 """
 from __future__ import annotations
 

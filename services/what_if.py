@@ -43,6 +43,7 @@ from services.what_if_data import (
     RECENT_DAYS,
     Series,
     Stored,
+    StoredReads,
     read_agent_kinds,
     read_stored,
 )
@@ -242,7 +243,8 @@ def _describe(adj: dict[str, Any]) -> str:
     return f"{adj['dimension']} price x{adj['multiplier']:g}"
 
 
-def compute(conn: Connection, request: dict[str, Any], external_id: str) -> dict[str, Any] | None:
+def compute(conn: Connection, request: dict[str, Any], external_id: str, reads: StoredReads | None = None,
+            version: str | None = None) -> dict[str, Any] | None:
     """The what-if answer (see the module doc), or ``None`` when nothing asked for has been predicted.
 
     Args:
@@ -250,6 +252,7 @@ def compute(conn: Connection, request: dict[str, Any], external_id: str) -> dict
         external_id: The workspace's source id (the caller resolved it).
         request: ``workspace_id``, ``base_scenario`` (worst/likely/best), ``adjustments`` (dicts with ``type``,
             ranges already checked), ``metrics`` (subset of :data:`METRICS`), ``horizon_days``.
+        reads, version: Keep the stored rows per workspace for this data version (``None``: read every time).
 
     Raises:
         WhatIfInputError: A price on a feature/service the forecast does not have, or an agent kind the
@@ -262,12 +265,17 @@ def compute(conn: Connection, request: dict[str, Any], external_id: str) -> dict
     ordered = sorted(adjustments, key=lambda a: (ORDER.index(a["type"]), a["index"]))
     want_credits = "credits" in metrics
     want_growth = any(m in GROWTH_METRICS for m in metrics)
-    stored = read_stored(conn, ws, n_days, want_credits, want_growth,
-                         any(a["type"] == "churn_retention" for a in adjustments))
+    want_churn = any(a["type"] == "churn_retention" for a in adjustments)
+
+    def kept(key: tuple, read):
+        return read() if reads is None or version is None else reads.get(version, key, read)
+
+    stored = kept(("stored", ws, n_days, want_credits, want_growth, want_churn),
+                  lambda: read_stored(conn, ws, n_days, want_credits, want_growth, want_churn))
     as_of = stored.credits_as_of or stored.growth_as_of
     agents = {}
     if as_of is not None and any(a["type"] == "agents" for a in adjustments):
-        agents = read_agent_kinds(conn, external_id, as_of)
+        agents = kept(("agents", external_id, as_of), lambda: read_agent_kinds(conn, external_id, as_of))
     has_credits = want_credits and "total" in stored.credits
     has_growth = want_growth and bool(stored.growth)
     if not has_credits and not has_growth:

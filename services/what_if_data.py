@@ -7,12 +7,18 @@ the workspace's recent active users from ``analytics.workspace_growth_metrics``,
 ``analytics.workspace_daily_metrics``, the users at high churn risk from ``analytics.churn_predictions`` (their
 credits from the online store's ``user_behaviour`` row), and agents' typical usage per kind from the last 28 days
 of ``analytics.usage_events`` (read only when an ``agents`` adjustment asks for it).
+
+``StoredReads`` keeps those reads per workspace and query until the data version moves (``services/data_version.py``:
+a publish), so repeated what-ifs on a workspace skip the database (agents' usage included: events loaded late show
+after the next publish).
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -210,3 +216,37 @@ def read_agent_kinds(conn: Connection, external_id: str, as_of: date) -> dict[st
         out[kind] = {"agents": len(agents), "per_agent_daily": median,
                      "split": {f: c / whole for f, c in sorted(totals.items())}}
     return out
+
+
+T = TypeVar("T")
+
+
+class StoredReads:
+    """What-if reads kept until the data version moves (thread-safe; at most ``max_entries``, oldest first out).
+
+    The values are shared between requests and must not be changed by them (``what_if._assemble`` only aligns a
+    feature's days with the total's, which gives the same series every time).
+    """
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = max_entries
+        self._version: str | None = None
+        self._entries: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, version: str, key: tuple, read: Callable[[], T]) -> T:
+        """The value under ``key`` for this data version, read (outside the lock) when missing."""
+        with self._lock:
+            if version != self._version:
+                self._entries.clear()
+                self._version = version
+            elif key in self._entries:
+                self._entries.move_to_end(key)
+                return self._entries[key]
+        value = read()
+        with self._lock:
+            if version == self._version:
+                self._entries[key] = value
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return value

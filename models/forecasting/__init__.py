@@ -9,7 +9,8 @@ steps after each series' own last timestamp, at frequency ``"D"`` or ``"h"``::
 Members: :class:`SeasonalNaive` (the baseline), :class:`ETS`, :class:`DampedETS` (damped trend), :class:`ARIMA`,
 :class:`Theta`, :class:`MSTL` (weekly + yearly seasons for daily data, daily + weekly for hourly data),
 :class:`Prophet`, :class:`GlobalGBM` (one XGBoost model for all series) and the :class:`Ensemble` of them, whose
-weights and conformal intervals come from a rolling-origin backtest. :class:`ConformalForecaster`
+weights and conformal intervals come from a rolling-origin backtest; :class:`GlobalLSTM` (PyTorch, one small
+LSTM for all series) joins it with ``include_lstm=True``. :class:`ConformalForecaster`
 gives any member calibrated intervals. :func:`cross_validation` and :func:`evaluate` backtest and
 score any list of models.
 
@@ -51,6 +52,7 @@ from .evaluation import (
     wape,
 )
 from .gbm import GlobalGBM
+from .lstm import GlobalLSTM
 from .members import ARIMA, ETS, MSTL, DampedETS, Prophet, Theta
 from .panel import Panel
 from .robust import Robust
@@ -83,6 +85,7 @@ __all__ = [
     "ForecastInputError",
     "Forecaster",
     "GlobalGBM",
+    "GlobalLSTM",
     "Panel",
     "Prophet",
     "Robust",

@@ -12,6 +12,7 @@ from .baselines import finalise
 from .checks import ForecastInputError, check_horizon, check_level
 from .evaluation import backtest, check_names
 from .gbm import GlobalGBM
+from .lstm import GlobalLSTM, torch_available
 from .members import ARIMA, ETS, MSTL, DampedETS, Prophet, Theta
 from .panel import Panel, mase_scale
 from .robust import Robust
@@ -173,8 +174,10 @@ def default_members(
     seed: int = 0,
     fill: str | None = "zero",
     robust: bool = True,
+    include_lstm: bool = False,
+    lstm_params: dict | None = None,
 ) -> list[BaseForecaster]:
-    """SeasonalNaive, ETS, ARIMA, Theta, GlobalGBM, MSTL and DampedETS, plus Prophet if asked.
+    """SeasonalNaive, ETS, ARIMA, Theta, GlobalGBM, MSTL and DampedETS, plus Prophet and the LSTM if asked.
 
     MSTL (weekly + yearly seasons for daily data, daily + weekly for hourly data; without the longer
     season when the history holds less than two cycles of it) covers yearly seasonality and the
@@ -184,7 +187,13 @@ def default_members(
     With ``robust`` (default) every member but SeasonalNaive is wrapped in :class:`Robust`: fitted on
     history cleaned of outliers and holidays, with holiday effects re-applied (for MSTL over all the
     three years it looks at). SeasonalNaive stays the plain baseline.
+
+    With ``include_lstm`` a :class:`GlobalLSTM` (``GlobalLSTM(**lstm_params)``, e.g. its caps on windows and
+    epochs) is added last, wrapped in :class:`Robust` like the other learned members; it needs torch.
     """
+    if include_lstm and not torch_available():
+        raise ForecastInputError("include_lstm needs PyTorch: .venv/bin/pip install torch==2.13.0 (the Makefile "
+                                 "does it), or leave the LSTM out.")
     mstl = MSTL(n_jobs=n_jobs, fill=fill)
     learned: list[BaseForecaster] = [
         ETS(n_jobs=n_jobs, fill=fill),
@@ -199,6 +208,9 @@ def default_members(
     members: list[BaseForecaster] = [SeasonalNaive(fill=fill), *learned]
     if include_prophet:
         members.append(Prophet(country=country, n_jobs=n_jobs, seed=seed, fill=fill))
+    if include_lstm:
+        lstm = GlobalLSTM(n_jobs=n_jobs, seed=seed, fill=fill, **(lstm_params or {}))
+        members.append(Robust(lstm) if robust else lstm)
     return members
 
 
@@ -224,6 +236,8 @@ class Ensemble(BaseForecaster):
     Args:
         members: Forecasters to combine (default :func:`default_members`).
         include_prophet: Add Prophet to the default members (about 0.15-0.5 s per series and fit).
+        include_lstm: Add :class:`GlobalLSTM` to the default members (PyTorch; one global training per fit).
+        lstm_params: Keyword arguments of that GlobalLSTM, e.g. ``{"max_windows": 8000, "max_epochs": 12}``.
         backtest_h: Backtest horizon; conformal widths beyond it are extrapolated.
         n_windows: Backtest cutoffs.
         step: Steps between cutoffs (default ``backtest_h``).
@@ -252,6 +266,8 @@ class Ensemble(BaseForecaster):
         members: Sequence[BaseForecaster] | None = None,
         *,
         include_prophet: bool = False,
+        include_lstm: bool = False,
+        lstm_params: dict | None = None,
         backtest_h: int = 30,
         n_windows: int = 4,
         step: int | None = None,
@@ -270,6 +286,8 @@ class Ensemble(BaseForecaster):
         self.members = members
         self.robust = robust
         self.include_prophet = include_prophet
+        self.include_lstm = include_lstm
+        self.lstm_params = lstm_params
         self.backtest_h = backtest_h
         self.n_windows = n_windows
         self.step = step
@@ -290,6 +308,8 @@ class Ensemble(BaseForecaster):
                 seed=self.seed,
                 fill=self.fill,
                 robust=self.robust,
+                include_lstm=self.include_lstm,
+                lstm_params=self.lstm_params,
             )
         return [m.clone() for m in self.members]
 

@@ -24,8 +24,10 @@ from core.contracts import ERROR_RATE, RunStatus
 from core.settings import Settings
 from models.error_rates import MODEL_FEATURES
 from pipelines.agent_errors.data import MODEL_NAME, config_params
+from pipelines.agent_errors.realised import BREACH_TARGET, REALISED_RATES_SQL, realised_alert_outcomes
 from pipelines.agent_errors.shard import BUNDLE_VERSION, run_shard
 from pipelines.agent_errors.tracking import load_champion, log_run, tag_trained_through
+from pipelines.monitor import SnapshotScope
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult
 
@@ -71,6 +73,17 @@ def _summary(alerts_path: str) -> dict:
 class AgentErrorKind:
     name = "agent_errors"
     feature_sets = ("agent_daily",)
+    # realised accuracy (pipelines/monitor.py): each agent's daily rate, and alerts against confirmed breaches
+    prediction_type = ERROR_RATE
+    model_name = MODEL_NAME
+    snapshot_scope = SnapshotScope(all_dimensions=True)  # dimension = the agent
+    realised_sql = REALISED_RATES_SQL
+    promised_metric = "forecast_wmae"  # calls-weighted on held-out weeks; realised: the plain mean per agent-day
+    alert_measure = "mae"
+    outcome_alert = {"target_metric": BREACH_TARGET, "promised_metric": METRIC, "measure": "pr_auc"}
+
+    def realised_outcomes(self, settings: Settings, engine: Engine, run_date: date):
+        return realised_alert_outcomes(settings, engine, run_date)
 
     def shards(self, settings: Settings) -> list[int]:
         return list(range(settings.agent_error_shards))

@@ -6,14 +6,23 @@ from datetime import date
 
 from sqlalchemy.engine import Engine
 
+from core.contracts import CHURN_30D
 from core.settings import Settings
-from pipelines.churn.train import train_and_score
+from pipelines.churn.realised import CHURN_TARGET, realised_churn_outcomes
+from pipelines.churn.train import MODEL_NAME, train_and_score
 from pipelines.results import KindResult, ShardResult
 
 
 class ChurnKind:
     name = "churn"
     feature_sets = ("user_behaviour",)
+    # realised accuracy (pipelines/monitor.py): scores of D - window against who went inactive (AUC, Brier)
+    prediction_type = CHURN_30D
+    model_name = MODEL_NAME
+    outcome_alert = {"target_metric": CHURN_TARGET, "promised_metric": "oot_brier", "measure": "brier"}
+
+    def realised_outcomes(self, settings: Settings, engine: Engine, run_date: date):
+        return realised_churn_outcomes(settings, engine, run_date)
 
     def shards(self, settings: Settings) -> list[int]:
         return [0]

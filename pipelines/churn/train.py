@@ -216,7 +216,7 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
                         target_metric="churn_30d", training_params=params,
                         performance_metrics={**metrics, "promotion": decision.as_dict()},
                         feature_importance=importance, artifacts_path=f"{artifact_uri}/model",
-                        training_data_start=train_dates[0], training_data_end=test_date, is_active=decision.promoted)
+                        training_data_start=train_dates[0], training_data_end=test_date, is_active=None)
     if not decision.promoted:
         ref.update(status="skipped", reason=f"challenger not promoted: {decision.reason}")
         return ref

@@ -29,6 +29,7 @@ import pandas as pd
 
 from core.contracts import CREDITS, CREDITS_CUMULATIVE, TOTAL
 from core.settings import Settings
+from pipelines.consumption.artifact import save_shard_state
 from pipelines.consumption.evaluation import LEVELS, cumulative_holdout, series_metrics
 from pipelines.features.builders import daily_series
 from pipelines.features.store import load_daily_aggregates
@@ -48,7 +49,14 @@ def ensemble_params(settings: Settings, level: str = TOTAL) -> dict:
     return {"include_prophet": settings.forecast_include_prophet, "backtest_h": settings.forecast_backtest_horizon_days,
             "n_windows": settings.forecast_backtest_windows,
             "refit": level == TOTAL and settings.forecast_refit_totals, "robust": settings.forecast_robust,
-            "n_jobs": settings.threads, "seed": 0, "country": settings.holiday_country}
+            "n_jobs": settings.threads, "seed": 0, "country": settings.holiday_country,
+            "include_lstm": settings.forecast_include_lstm, "lstm_params": lstm_params(settings)}
+
+
+def lstm_params(settings: Settings) -> dict:
+    """GlobalLSTM arguments (used when ``forecast_include_lstm``): direct horizon and the training caps."""
+    return {"horizon": settings.forecast_backtest_horizon_days, "max_windows": settings.forecast_lstm_max_windows,
+            "max_epochs": settings.forecast_lstm_max_epochs}
 
 
 def shard_dir(settings: Settings, as_of: date, shard: int) -> Path:
@@ -95,22 +103,85 @@ def model_importance(model) -> dict:
     return out
 
 
-def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
-    """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
-    from models.forecasting import ETS, Ensemble, Robust, default_members
-    from models.forecasting.evaluation import shared_backtest_windows
-
-    t0 = time.perf_counter()
-    h = settings.forecast_horizon_days
+def load_shard_series(settings: Settings, as_of: date, shard: int, n_shards: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The shard's daily credit series: workspace totals and workspace × feature (``workspace|feature`` ids)."""
     agg = load_daily_aggregates(settings.offline_store_dir, as_of,
                                 since=as_of - timedelta(days=settings.forecast_history_days - 1))
     totals = daily_series(agg, as_of)
     totals = totals[totals["unique_id"].map(lambda w: shard_of(w, n_shards) == shard)]
     bottom = daily_series(agg, as_of, by_feature=True)
     bottom = bottom[bottom["unique_id"].str.split("|", n=1).str[0].isin(set(totals["unique_id"]))]
+    return totals, bottom
+
+
+def forecast_frame(settings: Settings, total_model, bottom_model) -> pd.DataFrame:
+    """The published frame from fitted total and feature models (an Ensemble or a StoredEnsemble): daily totals,
+    reconciled features and cumulative totals, sorted by key."""
+    h = settings.forecast_horizon_days
+    total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
+    bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
+    bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
+    features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
+    cumulative = total_model.predict_cumulative(h, level=settings.forecast_level).rename(
+        columns={"unique_id": "workspace_id"})
+    frame = pd.concat([total_fc.assign(dimension=TOTAL, target_metric=DAILY_METRIC),
+                       features.rename(columns={"feature": "dimension"}).assign(target_metric=DAILY_METRIC),
+                       cumulative.assign(dimension=TOTAL, target_metric=CUMULATIVE_METRIC)], ignore_index=True)
+    frame = frame.rename(columns={"ds": "prediction_date", "yhat": "predicted_value",
+                                  "yhat_lower": "confidence_lower", "yhat_upper": "confidence_upper"})
+    frame["confidence_level"] = settings.forecast_level / 100
+    return frame.sort_values(["workspace_id", "target_metric", "dimension", "prediction_date"]).reset_index(drop=True)
+
+
+def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
+    """The nightly consumption step for one shard: score with the champion's stored model (and the challenger's
+    for its A/B arm) when there is one, else train inline as a retrain does (``train_shard``), saying why."""
+    from pipelines.consumption.scoring import score_shard, scoring_versions
+
+    versions, why = scoring_versions(settings, as_of)
+    if versions:
+        return score_shard(settings, as_of, shard, n_shards, versions)
+    ref = train_shard(settings, as_of, shard, n_shards)
+    ref.update(mode="trained", train_reason=why)
+    return ref
+
+
+def _champion_windows(settings: Settings, as_of: date, total_model, totals: pd.DataFrame, out: Path) -> dict:
+    """The champion's stored weights and the new ensemble on this shard's production backtest windows
+    (``pipelines.consumption.windows``), for the promotion decision; nothing when there is no champion trained
+    on data before ``as_of`` (a re-run of the champion's own date is not compared with itself)."""
+    from pipelines.consumption.artifact import load_artifact
+    from pipelines.consumption.scoring import MODEL_NAME
+    from pipelines.consumption.windows import window_errors
+    from pipelines.registry import champion_version
+
+    champ = champion_version(MODEL_NAME, settings)
+    if champ is None or not len(total_model.backtest_):
+        return {}
+    try:
+        art = load_artifact(settings, MODEL_NAME, str(champ.version))
+    except Exception as exc:  # noqa: BLE001 - no comparison on windows; the registry's fallback rule decides
+        return {"champion_windows": f"champion v{champ.version} artifact unreadable: {exc}"}
+    state = art.combined_state("total")
+    if art.trained_through >= as_of or state is None:
+        return {}
+    errors = window_errors(total_model.backtest_, totals, state)
+    if errors.empty:
+        return {"champion_windows": f"champion v{champ.version} uses members this backtest lacks"}
+    errors.to_parquet(out / "promotion_windows.parquet")
+    return {"champion_windows": "compared", "champion_version": str(champ.version)}
+
+
+def train_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict:
+    """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
+    from models.forecasting import ETS, Ensemble, Robust, default_members
+    from models.forecasting.evaluation import shared_backtest_windows
+
+    t0 = time.perf_counter()
+    totals, bottom = load_shard_series(settings, as_of, shard, n_shards)
     out = shard_dir(settings, as_of, shard)
     out.mkdir(parents=True, exist_ok=True)
-    ref = {"shard": shard, "path": str(out), "n_series": 0, "n_rows": 0, "n_workspaces": 0}
+    ref = {"shard": shard, "path": str(out), "n_series": 0, "n_rows": 0, "n_workspaces": 0, "mode": "trained"}
     if totals.empty:
         pd.DataFrame().to_parquet(out / "forecast.parquet")
         return ref
@@ -132,7 +203,8 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
             # every member, including those the ensemble left out; with refit, the ensemble's own
             # members are already fitted on the whole training window
             fitted = {m.name: m for m in ens.members_} if params["refit"] else {}
-            member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed", "robust")}
+            member_args = {k: params[k] for k in ("include_prophet", "country", "n_jobs", "seed", "robust",
+                                                  "include_lstm", "lstm_params")}
             for m in default_members(**member_args):
                 evaluated[m.name] = _with_levels(fitted.get(m.name) or m.fit(train, freq="D"), holdout_days)
             if params["robust"]:  # the strongest member without the Robust wrapper, to show what it buys
@@ -146,7 +218,6 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
         # 2. production forecasts (totals and features), 3. reconciliation
         t_fit = time.perf_counter()
         total_model = Ensemble(**params).fit(totals, freq="D")
-    total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
     robust = next((m for m in total_model.members_ if isinstance(m, Robust)), None)
     if robust is not None:  # each workspace's inferred holiday calendar, for analysts
         robust.calendar_frame().rename(columns={"unique_id": "workspace_id"}).to_parquet(out / "holiday_calendars.parquet")
@@ -154,19 +225,10 @@ def forecast_shard(settings: Settings, as_of: date, shard: int, n_shards: int) -
     if len(bottom_model.backtest_):  # rolling-origin accuracy of the feature/service series, per member
         bottom_model.backtest_.to_parquet(out / "backtest_features.parquet")
         bottom.to_parquet(out / "features_history.parquet")
-    bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
-    bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
-    features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
-    cumulative = total_model.predict_cumulative(h, level=settings.forecast_level).rename(
-        columns={"unique_id": "workspace_id"})
-    frame = pd.concat([total_fc.assign(dimension=TOTAL, target_metric=DAILY_METRIC),
-                       features.rename(columns={"feature": "dimension"}).assign(target_metric=DAILY_METRIC),
-                       cumulative.assign(dimension=TOTAL, target_metric=CUMULATIVE_METRIC)], ignore_index=True)
-    frame = frame.rename(columns={"ds": "prediction_date", "yhat": "predicted_value",
-                                  "yhat_lower": "confidence_lower", "yhat_upper": "confidence_upper"})
-    frame["confidence_level"] = settings.forecast_level / 100
-    frame = frame.sort_values(["workspace_id", "target_metric", "dimension", "prediction_date"]).reset_index(drop=True)
+    frame = forecast_frame(settings, total_model, bottom_model)
     frame.to_parquet(out / "forecast.parquet")
+    save_shard_state(out, total_model, bottom_model)
+    ref.update(_champion_windows(settings, as_of, total_model, totals, out))
     pd.concat([total_model.weights_.assign(level="total"), bottom_model.weights_.assign(level="feature")]
               ).to_parquet(out / "weights.parquet")
     fallbacks = [{**f.__dict__, "level": level} for level, m in (("total", total_model), ("feature", bottom_model))

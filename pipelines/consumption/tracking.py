@@ -59,8 +59,9 @@ def _plots(settings: Settings, as_of: date, totals_fc: pd.DataFrame, holdout_fc:
 
 def log_run(settings: Settings, as_of: date, refs: list[dict], frame: pd.DataFrame, params: dict, metrics: dict,
             per_series: pd.DataFrame, summary: pd.DataFrame, cumulative: pd.DataFrame,
-            importance: dict) -> tuple[str, str, str]:
-    """One MLflow run for the merged shards; returns (run id, model URI, artifact URI)."""
+            importance: dict, scoring: Path | None = None) -> tuple[str, str, str]:
+    """One MLflow run for the merged shards, with the scoring artifact folder (``scoring/``) when given;
+    returns (run id, model URI, artifact URI)."""
     use_experiment(settings, EXPERIMENT)
     import mlflow
 
@@ -109,6 +110,8 @@ def log_run(settings: Settings, as_of: date, refs: list[dict], frame: pd.DataFra
             mlflow.log_artifact(str(root / "holiday_calendars.csv"), "metrics")
             mlflow.log_metric("workspaces_with_holiday_calendar", int(cal["holiday_country"].notna().sum()))
         mlflow.log_dict(importance, "feature_importance.json")
+        if scoring is not None:  # what nightly scoring loads (pipelines.consumption.artifact)
+            mlflow.log_artifacts(str(scoring), scoring.name)
         holdout_fc = shard_frames(refs, "holdout_total_forecast.parquet")
         daily_totals = frame[(frame["dimension"] == TOTAL) & (frame["target_metric"] == DAILY_METRIC)]
         for p in _plots(settings, as_of, daily_totals, holdout_fc):

@@ -14,15 +14,13 @@ Two layers, like the daily ones (``pipelines.features.builders``/``store``):
 """
 from __future__ import annotations
 
-import os
 from datetime import date, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from core.storage import StoragePath, is_remote, modified_ns, newer, read_parquet, write_parquet
 from pipelines.features.sets import WORKSPACE_HOURLY
 
 HOURLY_DAYS = 182  # hours kept in the store (and read by the time-zone inference) before the as-of date
@@ -51,32 +49,32 @@ def hourly_aggregates(events: pd.DataFrame) -> pd.DataFrame:
         {"active_users": "int64", "active_agents": "int64", "errors": "int64"}).reset_index()
 
 
-def hourly_path(store_dir: Path, month: str) -> Path:
+def hourly_path(store_dir: StoragePath, month: str) -> StoragePath:
     return store_dir / "hourly" / TABLE / f"month={month}" / "part-0.parquet"
 
 
-def _write(frame: pd.DataFrame, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    pq.write_table(pa.Table.from_pandas(frame[HOURLY_SCHEMA.names], schema=HOURLY_SCHEMA, preserve_index=False),
-                   tmp, compression="zstd")
-    os.replace(tmp, target)
+def _write(frame: pd.DataFrame, target: StoragePath) -> None:
+    write_parquet(pa.Table.from_pandas(frame[HOURLY_SCHEMA.names], schema=HOURLY_SCHEMA, preserve_index=False),
+                  target)
 
 
-def refresh_hourly_aggregates(staging_dir: Path, store_dir: Path, as_of: date, days: int = HOURLY_DAYS) -> list[date]:
+def refresh_hourly_aggregates(staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
+                              days: int = HOURLY_DAYS) -> list[date]:
     """(Re)build the monthly hourly partitions of stale months within ``days`` of ``as_of``; returns the days."""
-    from pipelines.ingest.extract import partition_path, read_staged, staged_dates
+    from pipelines.features.store import staged_mtimes
+    from pipelines.ingest.extract import read_staged
 
     since = as_of - timedelta(days=days)
+    staged = staged_mtimes(staging_dir)
     by_month: dict[str, list[date]] = {}
-    for d in staged_dates(staging_dir):
+    for d in sorted(staged):
         if since.replace(day=1) <= d <= as_of + timedelta(days=31):
             by_month.setdefault(d.strftime("%Y-%m"), []).append(d)
     rebuilt: list[date] = []
     for month, dates in sorted(by_month.items()):
         target = hourly_path(store_dir, month)
-        built = target.stat().st_mtime_ns if target.exists() else -1
-        if not any(partition_path(staging_dir, d).stat().st_mtime_ns > built for d in dates):
+        built = modified_ns(target)
+        if not any(newer(staged[d], built, is_remote(store_dir) or is_remote(staging_dir)) for d in dates):
             continue
         events = pa.concat_tables([read_staged(staging_dir, d) for d in dates]).to_pandas()
         _write(hourly_aggregates(events), target)
@@ -84,13 +82,13 @@ def refresh_hourly_aggregates(staging_dir: Path, store_dir: Path, as_of: date, d
     return rebuilt
 
 
-def load_hourly_aggregates(store_dir: Path, until: date, since: date) -> pd.DataFrame:
+def load_hourly_aggregates(store_dir: StoragePath, until: date, since: date) -> pd.DataFrame:
     """Hourly rows of UTC days ``since..until`` from the store, cast to :data:`HOURLY_SCHEMA`."""
     files = [hourly_path(store_dir, m) for m in pd.period_range(since, until, freq="M").strftime("%Y-%m")]
     files = [f for f in files if f.exists()]
     if not files:
         return HOURLY_SCHEMA.empty_table().to_pandas()
-    df = pa.concat_tables([pq.read_table(f).select(HOURLY_SCHEMA.names).cast(HOURLY_SCHEMA) for f in files]).to_pandas()
+    df = pa.concat_tables([read_parquet(f).select(HOURLY_SCHEMA.names).cast(HOURLY_SCHEMA) for f in files]).to_pandas()
     lo, hi = pd.Timestamp(since), pd.Timestamp(until) + pd.Timedelta(days=1)
     return df[(df["hour"] >= lo) & (df["hour"] < hi)].reset_index(drop=True)
 

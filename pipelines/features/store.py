@@ -6,25 +6,25 @@ Layout under ``store_dir``:
 - ``<feature_set>/v<version>/as_of=YYYY-MM-DD/part-0.parquet``: a feature set as of a date (offline store,
   for training: one file per snapshot).
 The online copy, ``analytics.ml_features``, keeps the latest as-of row per entity, set and version.
+``store_dir`` (and ``staging_dir``) is a local folder or an object-store location (``core.storage``, e.g.
+``s3://bucket/prefix/offline_store``), as the ``storage_uri`` setting says.
 """
 from __future__ import annotations
 
 import io
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from core.contracts import TOTAL
 from core.ids import entity_uuid
+from core.storage import StoragePath, file_mtimes, is_remote, modified_ns, newer, read_parquet, write_parquet
 from pipelines.features.builders import (
     DailyAggregates,
     build_agent_features,
@@ -41,7 +41,7 @@ from pipelines.features.sets import (
     WORKSPACE_HOURLY,
     FeatureSet,
 )
-from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, read_staged, staged_dates
+from pipelines.ingest.extract import EVENT_SCHEMA, events_dir, read_staged
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +75,23 @@ def daily_table(name: str, frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
-def read_daily(path: Path, name: str) -> pa.Table:
+def read_daily(path: StoragePath, name: str) -> pa.Table:
     """One daily-aggregate partition, cast to the declared schema (older files may hold null-typed columns)."""
     schema = DAILY_SCHEMAS[name]
-    return pq.read_table(path).select(schema.names).cast(schema)
+    return read_parquet(path).select(schema.names).cast(schema)
 
 
-def _atomic_write(table: pa.Table, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, target)
+def _atomic_write(table: pa.Table, target: StoragePath) -> None:
+    write_parquet(table, target)
 
 
-def daily_path(store_dir: Path, table: str, month: str) -> Path:
+def staged_mtimes(staging_dir: StoragePath) -> dict[date, int]:
+    """Each staged day with its partition's modification time (ns), in one listing."""
+    return {date.fromisoformat(p.parent.name[5:]): t
+            for p, t in file_mtimes(events_dir(staging_dir), "date=*/part-0.parquet").items()}
+
+
+def daily_path(store_dir: StoragePath, table: str, month: str) -> StoragePath:
     return store_dir / "daily" / table / f"month={month}" / "part-0.parquet"
 
 
@@ -96,21 +99,21 @@ def _month(d: date) -> str:
     return d.strftime("%Y-%m")
 
 
-def stale_months(staging_dir: Path, store_dir: Path) -> dict[str, list[date]]:
+def stale_months(staging_dir: StoragePath, store_dir: StoragePath) -> dict[str, list[date]]:
     """Months with a staged day newer than the month's aggregates (or none yet), with their staged days."""
+    staged = staged_mtimes(staging_dir)
     by_month: dict[str, list[date]] = {}
-    for d in staged_dates(staging_dir):
+    for d in sorted(staged):
         by_month.setdefault(_month(d), []).append(d)
     out = {}
     for month, days in by_month.items():
-        marker = daily_path(store_dir, DAILY_TABLES[-1], month)
-        built = marker.stat().st_mtime_ns if marker.exists() else -1
-        if any(partition_path(staging_dir, d).stat().st_mtime_ns > built for d in days):
+        built = modified_ns(daily_path(store_dir, DAILY_TABLES[-1], month))
+        if any(newer(staged[d], built, is_remote(store_dir) or is_remote(staging_dir)) for d in days):
             out[month] = days
     return out
 
 
-def refresh_daily_aggregates(staging_dir: Path, store_dir: Path) -> list[date]:
+def refresh_daily_aggregates(staging_dir: StoragePath, store_dir: StoragePath) -> list[date]:
     """(Re)build the monthly daily-aggregate partitions of stale months; returns the days rebuilt."""
     rebuilt: list[date] = []
     for month, days in sorted(stale_months(staging_dir, store_dir).items()):
@@ -122,7 +125,7 @@ def refresh_daily_aggregates(staging_dir: Path, store_dir: Path) -> list[date]:
     return rebuilt
 
 
-def load_daily_aggregates(store_dir: Path, until: date, since: date | None = None,
+def load_daily_aggregates(store_dir: StoragePath, until: date, since: date | None = None,
                           only: tuple[str, ...] | None = None) -> DailyAggregates:
     """The daily aggregates of days ``since..until`` from the store (``only``: just these tables, the
     others empty)."""
@@ -142,19 +145,19 @@ def load_daily_aggregates(store_dir: Path, until: date, since: date | None = Non
     return DailyAggregates(**tables)
 
 
-def offline_path(store_dir: Path, fs: FeatureSet, as_of: date) -> Path:
+def offline_path(store_dir: StoragePath, fs: FeatureSet, as_of: date) -> StoragePath:
     return store_dir / fs.name / f"v{fs.version}" / f"as_of={as_of.isoformat()}" / "part-0.parquet"
 
 
-def write_offline(store_dir: Path, fs: FeatureSet, as_of: date, frame: pd.DataFrame) -> Path:
+def write_offline(store_dir: StoragePath, fs: FeatureSet, as_of: date, frame: pd.DataFrame) -> StoragePath:
     path = offline_path(store_dir, fs, as_of)
     _atomic_write(pa.Table.from_pandas(frame, preserve_index=False), path)
     return path
 
 
-def read_offline(store_dir: Path, fs: FeatureSet, as_of: date) -> pd.DataFrame | None:
+def read_offline(store_dir: StoragePath, fs: FeatureSet, as_of: date) -> pd.DataFrame | None:
     path = offline_path(store_dir, fs, as_of)
-    return pq.read_table(path).to_pandas() if path.exists() else None
+    return read_parquet(path).to_pandas() if path.exists() else None
 
 
 _UPSERT_FEATURES = """
@@ -293,7 +296,7 @@ class FeatureSummary:
                 "offline_paths": self.offline_paths}
 
 
-def _hourly_features(engine: Engine, staging_dir: Path, store_dir: Path, as_of: date,
+def _hourly_features(engine: Engine, staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
                      summary: FeatureSummary) -> pd.DataFrame:
     """Refresh the hourly aggregates (``pipelines.features.hourly``) and build ``workspace_hourly`` as of
     ``as_of``; time zones declared with ``pae capacity set --time-zone`` win over inferred ones."""
@@ -313,7 +316,7 @@ def _hourly_features(engine: Engine, staging_dir: Path, store_dir: Path, as_of: 
     return build_hourly_features(table, as_of, declared)
 
 
-def build_feature_store(engine: Engine, staging_dir: Path, store_dir: Path, as_of: date,
+def build_feature_store(engine: Engine, staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
                         holiday_country: str = "US", growth_mau_window_days: int | None = None) -> FeatureSummary:
     """Refresh daily aggregates, compute every feature set as of ``as_of``, write offline and online stores.
 

@@ -3,25 +3,24 @@
 Incremental by logical date ``D``: the first run backfills every day from the first event to ``D``; later
 runs re-read the last ``late_window_days`` days before ``D`` (late-arriving events) plus any day not yet
 staged. Each partition is rewritten whole and atomically (temp file + rename), so re-runs give the same
-files. Days are UTC days. Events after the end of ``D`` are never staged.
+files. Days are UTC days. Events after the end of ``D`` are never staged. ``staging_dir`` is a local folder or
+an object-store location (``core.storage``, e.g. ``s3://bucket/prefix/staging``): the ``storage_uri`` setting.
 """
 from __future__ import annotations
 
 import io
 import logging
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from sqlalchemy.engine import Engine
 
 from core.contracts import event_arrow_schema
+from core.storage import StoragePath, read_parquet, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ class ExtractSummary:
     logical_date: date
     dates: list[date] = field(default_factory=list)
     rows: int = 0
-    staging_dir: Path | None = None
+    staging_dir: StoragePath | None = None
 
     @property
     def first(self) -> date | None:
@@ -59,19 +58,17 @@ class ExtractSummary:
         }
 
 
-def events_dir(staging_dir: Path) -> Path:
+def events_dir(staging_dir: StoragePath) -> StoragePath:
     return staging_dir / "events"
 
 
-def partition_path(staging_dir: Path, day: date) -> Path:
+def partition_path(staging_dir: StoragePath, day: date) -> StoragePath:
     return events_dir(staging_dir) / f"date={day.isoformat()}" / "part-0.parquet"
 
 
-def staged_dates(staging_dir: Path) -> list[date]:
-    root = events_dir(staging_dir)
-    if not root.exists():
-        return []
-    return sorted(date.fromisoformat(p.name[5:]) for p in root.glob("date=*") if (p / "part-0.parquet").exists())
+def staged_dates(staging_dir: StoragePath) -> list[date]:
+    """Days with a staged partition (one listing, also on an object store)."""
+    return sorted(date.fromisoformat(p.parent.name[5:]) for p in events_dir(staging_dir).glob("date=*/part-0.parquet"))
 
 
 def _source_first_date(engine: Engine) -> date | None:
@@ -102,12 +99,8 @@ def dates_to_extract(staged: list[date], source_first: date | None, logical_date
     return [d for d in everything if d >= window_start or d not in have]
 
 
-def _write_partition(staging_dir: Path, day: date, table: pa.Table) -> None:
-    target = partition_path(staging_dir, day)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    pq.write_table(table.cast(EVENT_SCHEMA), tmp, compression="zstd")
-    os.replace(tmp, target)
+def _write_partition(staging_dir: StoragePath, day: date, table: pa.Table) -> None:
+    write_parquet(table.cast(EVENT_SCHEMA), partition_path(staging_dir, day))
 
 
 def _read_range(engine: Engine, start: date, end: date) -> pa.Table:
@@ -129,7 +122,7 @@ def _read_range(engine: Engine, start: date, end: date) -> pa.Table:
     return pacsv.read_csv(buf, convert_options=convert).select(EVENT_SCHEMA.names).cast(EVENT_SCHEMA)
 
 
-def extract(engine: Engine, logical_date: date, staging_dir: Path, late_window_days: int = 3,
+def extract(engine: Engine, logical_date: date, staging_dir: StoragePath, late_window_days: int = 3,
             backfill_days: int | None = None) -> ExtractSummary:
     """Stage the days ``dates_to_extract`` picks, reading the source in month-sized chunks."""
     summary = ExtractSummary(logical_date=logical_date, staging_dir=staging_dir)
@@ -153,13 +146,13 @@ def extract(engine: Engine, logical_date: date, staging_dir: Path, late_window_d
     return summary
 
 
-def read_staged(staging_dir: Path, day: date, columns: list[str] | None = None) -> pa.Table:
+def read_staged(staging_dir: StoragePath, day: date, columns: list[str] | None = None) -> pa.Table:
     """One staged partition cast to ``EVENT_SCHEMA`` (partitions of older versions may hold null-typed columns)."""
     schema = EVENT_SCHEMA if columns is None else pa.schema([EVENT_SCHEMA.field(c) for c in columns])
-    return pq.read_table(partition_path(staging_dir, day), columns=schema.names).cast(schema)
+    return read_parquet(partition_path(staging_dir, day), columns=schema.names).cast(schema)
 
 
-def read_staged_events(staging_dir: Path, until: date, since: date | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+def read_staged_events(staging_dir: StoragePath, until: date, since: date | None = None, columns: list[str] | None = None) -> pd.DataFrame:
     """Staged events with ``since <= day <= until`` as one long frame (the source contract columns)."""
     frames = [
         read_staged(staging_dir, d, columns)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import time as timer
 from datetime import date, datetime, time, timedelta, timezone
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from core.contracts import EVENT_STATUSES
+from core.storage import StoragePath, parquet_rows
 from pipelines.ingest.extract import EVENT_SCHEMA, partition_path, staged_dates
 from pipelines.quality import QualityReport, _blank, _meta, _run, gxe, register_suite
 
@@ -69,13 +68,13 @@ register_suite(RAW_EVENTS, _raw_expectations)
 register_suite(_VOLUME, _volume_expectations)
 
 
-def daily_row_counts(staging_dir: Path, until: date, days: int = VOLUME_HISTORY_DAYS) -> pd.Series:
+def daily_row_counts(staging_dir: StoragePath, until: date, days: int = VOLUME_HISTORY_DAYS) -> pd.Series:
     """Rows per staged day in the ``days`` days before ``until``, read from Parquet footers only.
 
     Pass it as ``recent_daily_rows`` when the validated window is shorter than the volume history.
     """
     since = until - timedelta(days=days)
-    counts = {d: pq.ParquetFile(partition_path(staging_dir, d)).metadata.num_rows
+    counts = {d: parquet_rows(partition_path(staging_dir, d))
               for d in staged_dates(staging_dir) if since <= d < until}
     return pd.Series(counts, dtype="int64", name="rows")
 

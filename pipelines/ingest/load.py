@@ -174,8 +174,18 @@ select
     end,
     event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, :source
 from stage_events
-order by 1
-on conflict (event_key) do nothing
+order by date_trunc('month', event_time at time zone 'UTC'), 1
+on conflict (event_key, event_time) do nothing
+"""
+
+# usage_events is partitioned by UTC month (sql/019): create the partitions of the staged months first (else
+# their rows would land in the default partition). Inserting month by month, in key order, keeps the index
+# pages touched to one month's at a time, so loading stays linear in the rows loaded.
+_ENSURE_PARTITIONS = """
+select analytics.ensure_usage_events_partition(m)
+from (select distinct date_trunc('month', event_time at time zone 'UTC') at time zone 'UTC' as m
+      from stage_events) months
+order by m
 """
 
 
@@ -243,6 +253,7 @@ def _load_file(conn: sa.Connection, file: Path, cutoff: datetime, earliest: date
             if len(conflicts):
                 rejects.append(reject_rows(raw.frame, conflicts, CONFLICT_LOADED, raw.line_of))
                 valid = valid.loc[~valid["row"].isin(conflicts)]
+        conn.execute(sa.text(_ENSURE_PARTITIONS))
         inserted = conn.execute(sa.text(_INSERT_FROM_STAGE), {"source": file.name}).rowcount
         conn.execute(sa.text("drop table stage_events"))
         upsert_entities(conn, valid)

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from core.contracts import PEAK_USAGE, RunStatus
+from core.contracts import DAY, HOUR, PEAK_USAGE, RunStatus
 from core.settings import REPO_ROOT, Settings
 from pipelines.peak_usage.evaluation import summarize_days
+from pipelines.monitor import SnapshotScope
 from pipelines.peak_usage.forecast import forecast_shard, forecaster_params
+from pipelines.peak_usage.realised import HOUR_FREE_METRICS, MONITORED_METRICS, REALISED_PEAKS_SQL
 from pipelines.registry import (
     ModelRecord,
     fingerprint,
@@ -56,6 +58,17 @@ def _log_run(settings: Settings, as_of: date, root: Path, params: dict, metrics:
 class PeakUsageKind:
     name = "peak_usage"
     feature_sets = ("workspace_hourly",)
+    # realised accuracy (pipelines/monitor.py): hourly values by UTC hour, daily peaks by local day and hour
+    prediction_type = PEAK_USAGE
+    model_name = MODEL_NAME
+    snapshot_scope = SnapshotScope(granularities=(DAY, HOUR), metrics=MONITORED_METRICS)
+    realised_sql = REALISED_PEAKS_SQL
+    hour_free_metrics = HOUR_FREE_METRICS
+    realised_hour = True
+    naive_lookback_days = 7  # horizons of 1 and 7 days: the naive is a week back
+    promised_metric = "holdout_calls_Ensemble_peak_mape"  # the daily peak of calls: MAPE, as on the holdout
+    alert_measure = "mape"
+    alert_metrics = ("calls_peak",)
 
     def shards(self, settings: Settings) -> list[int]:
         return list(range(settings.shards))

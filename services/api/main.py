@@ -19,12 +19,17 @@ from fastapi.responses import JSONResponse
 
 from core.settings import Settings, get_settings
 from services.agent_errors import UnknownAgentError
+from services.api.auth import VerifiedKeys
+from services.api.cache import OrjsonResponse, ResponseCache
+from services.data_version import DataVersion
 from services.api.deps import create_reader_engine, reader_url
 from services.api.routers import churn, consumption, health, peak_usage
 from services.api.routers import growth
 from services.api.routers import error_rates
 from services.api.routers import contacts, workspaces  # the dashboard's own routes
 from services.api.routers import scenarios, what_if
+from services.api.routers import prediction_jobs
+from services.api.routers import model_health
 from services.api.static import mount_dashboard
 from services.scenarios import create_writer_engine
 from services.predictive_analytics import (
@@ -61,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.require_api_pepper()
     engine = create_reader_engine(settings)
-    scenario_engine = create_writer_engine(reader_url(settings))  # may write analytics.scenarios only
+    scenario_engine = create_writer_engine(reader_url(settings))  # may write analytics.scenarios, prediction_jobs only
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -78,11 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Read-only access to credit-consumption forecasts and churn scores written by the nightly pipeline.",
         lifespan=lifespan,
+        default_response_class=OrjsonResponse,  # orjson bodies; response models still validate and document
     )
     app.state.settings = settings
     app.state.engine = engine
     app.state.scenario_engine = scenario_engine
-    app.state.service = PredictiveAnalytics(engine, history_days=settings.api_history_days)
+    data_version = DataVersion(engine, settings.api_cache_version_seconds)  # moves when a run publishes
+    app.state.response_cache = ResponseCache(engine, settings, data_version)  # GET answers until it moves
+    app.state.verified_keys = VerifiedKeys(settings.api_key_cache_seconds)
+    app.state.service = PredictiveAnalytics(engine, history_days=settings.api_history_days,
+                                            data_version=data_version if settings.api_response_cache else None)
     app.add_exception_handler(UnknownWorkspaceError, _not_found)
     app.add_exception_handler(NoPredictionsError, _not_found)
     app.add_exception_handler(UnknownAgentError, _not_found)
@@ -99,5 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(contacts.router)
     app.include_router(what_if.router)
     app.include_router(scenarios.router)
+    app.include_router(prediction_jobs.router)
+    app.include_router(model_health.router)
     mount_dashboard(app)  # the built web/ bundle at /, after every API route
     return app

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from services.api.auth import WorkspaceDep
+from services.api.cache import NOT_MODIFIED, ResponseCacheDep
 from services.api.deps import ServiceDep
 from services.api.schemas import API_ERRORS, ChurnRiskPage, ChurnState, EntityId, ErrorMessage
 
@@ -20,9 +21,12 @@ MAX_USERS = 1000
     "/churn",
     response_model=ChurnRiskPage,
     summary="Users by churn risk, with risk factors and recommended actions",
-    responses={404: {"model": ErrorMessage, "description": "Unknown workspace, or no churn scores yet."}},
+    responses={404: {"model": ErrorMessage, "description": "Unknown workspace, or no churn scores yet."},
+               **NOT_MODIFIED},
 )
 async def read_churn(
+    request: Request,
+    cache: ResponseCacheDep,
     service: ServiceDep,
     workspace_id: WorkspaceDep,
     risk_threshold: Annotated[float, Query(ge=0, le=1, description="Minimum churn probability.")] = 0.0,
@@ -37,6 +41,8 @@ async def read_churn(
         Query(description="Only users in this state: active, lapsing or dormant (silence relative to the "
                           "user's usual gap between active days)."),
     ] = None,
-) -> dict:
+) -> Response:
     """The latest churn scores of a workspace's users, riskiest first, each with their state."""
-    return await service.predict_user_churn(workspace_id, users, risk_threshold, limit, offset, state=state)
+    params = {"risk_threshold": risk_threshold, "limit": limit, "offset": offset, "users": users, "state": state}
+    return await cache.respond(request, ChurnRiskPage, workspace_id, params, lambda: service.predict_user_churn(
+        workspace_id, users, risk_threshold, limit, offset, state=state))

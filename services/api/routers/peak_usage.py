@@ -5,10 +5,11 @@ import datetime as dt
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.api.auth import WorkspaceDep
+from services.api.cache import NOT_MODIFIED, ResponseCacheDep
 from services.api.deps import ServiceDep
 from services.api.schemas import API_ERRORS, ErrorMessage, WorkspaceRef
 from services.peak_usage import MAX_DAYS_AHEAD
@@ -90,14 +91,18 @@ class PeakUsageForecast(BaseModel):
     "/peak-usage",
     response_model=PeakUsageForecast,
     summary="Peak hours and capacity needs: hourly forecast with intervals, daily peaks, alerts",
-    responses={404: {"model": ErrorMessage, "description": "Unknown workspace, or no forecast yet."}},
+    responses={404: {"model": ErrorMessage, "description": "Unknown workspace, or no forecast yet."}, **NOT_MODIFIED},
 )
 async def read_peak_usage(
+    request: Request,
+    cache: ResponseCacheDep,
     service: ServiceDep,
     workspace_id: WorkspaceDep,
     granularity: Annotated[Literal["hourly", "daily"], Query(description="Hourly forecast and daily peaks, or "
                                                                           "daily peaks only.")] = "hourly",
     days_ahead: Annotated[int, Query(ge=1, le=MAX_DAYS_AHEAD, description="Days after the as-of date.")] = 7,
-) -> dict:
+) -> Response:
     """The latest stored peak-usage forecast of a workspace, in local time and UTC."""
-    return await service.predict_peak_usage(workspace_id, granularity, days_ahead)
+    return await cache.respond(request, PeakUsageForecast, workspace_id,
+                               {"granularity": granularity, "days_ahead": days_ahead},
+                               lambda: service.predict_peak_usage(workspace_id, granularity, days_ahead))

@@ -60,7 +60,9 @@ def trained(platform, engine) -> dict:
     return train_and_score(settings, engine, END, n_train_snapshots=4, kinds=("logistic", "xgboost"))
 
 
-def test_train_score_and_publish_idempotently(trained, engine):
+def test_train_score_and_publish_idempotently(trained, platform, engine):
+    from pipelines.registry import apply_published
+
     ref = trained
     assert ref["status"] == "success", ref
     assert 0.5 < ref["metrics"]["oot_auc"] <= 1.0
@@ -73,6 +75,8 @@ def test_train_score_and_publish_idempotently(trained, engine):
     for _ in range(2):
         with engine.begin() as conn:
             publish_churn_scores(conn, scores, END)
+    # as the publish step does once the transaction committed: the published version becomes the active champion
+    apply_published(engine, platform[0], model_name="pae-user-churn", version=ref["model_version"])
     with engine.connect() as conn:
         first = conn.execute(sa.text("select * from analytics.churn_predictions order by id")).all()
         model = conn.execute(sa.text("select model_name, is_active, performance_metrics from analytics.ml_models"

@@ -17,6 +17,7 @@ export const PATHS = {
   peakUsage: "/api/analytics/predictions/peak-usage",
   errorRates: "/api/analytics/predictions/error-rates",
   whatIf: "/api/analytics/predictions/what-if",
+  modelHealth: "/api/analytics/models/health",
 } as const;
 
 /** The API's largest churn page (services/api/routers/churn.py, MAX_LIMIT). */
@@ -98,4 +99,9 @@ export function peakUsage(client: Client, workspaceId: string, signal?: AbortSig
 
 export function errorRates(client: Client, workspaceId: string, signal?: AbortSignal) {
   return client.get<unknown>(PATHS.errorRates, { workspace_id: workspaceId }, signal);
+}
+
+/** Model health of every kind (platform-wide figures: not per workspace). */
+export function modelHealth(client: Client, signal?: AbortSignal) {
+  return client.get<unknown>(PATHS.modelHealth, {}, signal);
 }

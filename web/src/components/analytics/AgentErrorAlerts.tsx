@@ -39,12 +39,3 @@ export function AgentErrorAlerts({ view, resource = { status: "ok", data: null }
     </Panel>
   );
 }
-
-export function ModelHealth() {
-  return (
-    <Panel testId="model-health" title="Model health" state="not_built" subtitle="Realised accuracy of each prediction kind">
-      <ViewState resource={{ status: "not_built", message: "" }} what="realised accuracy"
-        notBuilt={<p>Realised accuracy arrives with model management (issue 16); this view fills in then.</p>} />
-    </Panel>
-  );
-}

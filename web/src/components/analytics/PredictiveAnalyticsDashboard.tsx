@@ -7,11 +7,13 @@ import { parseGrowth } from "../../lib/growth";
 import { mapResource, useResource } from "../../lib/resource";
 import type { ChurnContact } from "../../lib/types";
 import type { WhatIfRequest } from "../../lib/whatif";
-import { AgentErrorAlerts, ModelHealth } from "./AgentErrorAlerts";
+import { parseModelHealth } from "../../lib/modelHealth";
+import { AgentErrorAlerts } from "./AgentErrorAlerts";
 import { CapacityPlanning } from "./CapacityPlanning";
 import { ChurnRiskMatrix } from "./ChurnRiskMatrix";
 import { ConsumptionForecast } from "./ConsumptionForecast";
 import { GrowthProjections } from "./GrowthProjections";
+import { ModelHealth } from "./ModelHealth";
 import { PredictionSummaryCards } from "./PredictionSummaryCards";
 
 export interface PredictiveAnalyticsDashboardProps {
@@ -42,11 +44,13 @@ export function PredictiveAnalyticsDashboard({ workspaceId, predictionHorizon }:
   const growthRaw = growthMetric === "mau" ? mauRaw : otherRaw;
   const [peaksRaw] = useResource((s) => api.peakUsage(client, ws, s), [client, ws]);
   const [errorsRaw] = useResource((s) => api.errorRates(client, ws, s), [client, ws]);
+  const [healthRaw] = useResource((s) => api.modelHealth(client, s), [client]);
 
   const growth = useMemo(() => mapResource(growthRaw, (b) => parseGrowth(b, growthMetric), UNREADABLE), [growthRaw, growthMetric]);
   const mau = useMemo(() => mapResource(mauRaw, (b) => parseGrowth(b, "mau"), UNREADABLE), [mauRaw]);
   const capacity = useMemo(() => mapResource(peaksRaw, (b) => parseCapacity(b, capacityMetric), UNREADABLE), [peaksRaw, capacityMetric]);
   const agents = useMemo(() => mapResource(errorsRaw, parseErrorRates, UNREADABLE), [errorsRaw]);
+  const health = useMemo(() => mapResource(healthRaw, parseModelHealth, UNREADABLE), [healthRaw]);
 
   const contacted = useMemo(() => {
     const m = new Map<string, ChurnContact>();
@@ -102,7 +106,7 @@ export function PredictiveAnalyticsDashboard({ workspaceId, predictionHorizon }:
       />
       <CapacityPlanning view={capacity.status === "ok" ? capacity.data : null} resource={capacity} onMetricChange={setCapacityMetric} />
       <AgentErrorAlerts view={agents.status === "ok" ? agents.data : null} resource={agents} />
-      <ModelHealth />
+      <ModelHealth view={health.status === "ok" ? health.data : null} resource={health} />
     </div>
   );
 }

@@ -1,0 +1,94 @@
+"""
+### Predictive analytics, retraining
+
+Trains a new model version of a prediction kind apart from the nightly run, which scores with the champion
+(README, "Retraining and scoring"). Weekly by default (`PAE_RETRAIN_SCHEDULE`, cron, UTC); the nightly DAG also
+triggers it when its drift check or realised-accuracy alert has recorded a pending retrain.
+
+1. **start**: opens the row in `analytics.retrain_runs` (taking over a pending request and its reason: drift,
+   accuracy; else this run's `reason` param: schedule for scheduled runs), for `run_date` (default: the last
+   date whose features were built);
+2. **plan** lists the workspace shards, **train** is mapped over them (holdout evaluation, rolling-origin
+   backtests, per-series member weights, conformal calibration, fits);
+3. **finish** merges them, tracks the run in MLflow with its scoring artifact, registers the version
+   (champion/challenger) and records figures, version and decision on the row.
+
+If a task fails, **record_failure** marks the row failed. Nothing is published here. Tasks pass only dates, shard ids, ids and store paths; the work is in
+`pipelines/retrain.py`.
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+RETRAIN_DAG_ID = "predictive_analytics_retrain"
+DEFAULT_SCHEDULE = "0 3 * * 0"  # core.settings.Settings.retrain_schedule (not imported: keep parsing light)
+
+DEFAULT_ARGS = {
+    "owner": "data-platform",
+    "retries": 1,
+    "retry_delay": timedelta(minutes=5),
+    "execution_timeout": timedelta(minutes=60),
+}
+_schedule = os.environ.get("PAE_RETRAIN_SCHEDULE", DEFAULT_SCHEDULE)
+
+
+@dag(
+    dag_id=RETRAIN_DAG_ID,
+    schedule=None if _schedule == "none" else _schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["predictive-analytics", "retrain", "ml"],
+    doc_md=__doc__,
+    params={
+        "run_date": Param(None, type=["null", "string"], format="date",
+                          description="Train on data through this date (YYYY-MM-DD); default: the last features date."),
+        "reason": Param("schedule", type="string", enum=["schedule", "drift", "accuracy", "manual", "no-champion"],
+                        description="Why this retrain runs (a pending request's reason takes precedence)."),
+        "kind": Param("consumption", type="string", enum=["consumption"], description="Prediction kind to retrain."),
+    },
+)
+def predictive_analytics_retrain():
+    @task
+    def start() -> dict:
+        from pipelines.retrain import start_retrain
+
+        params = get_current_context()["params"]
+        return start_retrain(params["kind"], params["reason"], params.get("run_date"))
+
+    @task
+    def plan(run: dict) -> list[int]:
+        from pipelines.retrain import retrain_shards
+
+        return retrain_shards(run["kind"])
+
+    @task(execution_timeout=timedelta(minutes=90))
+    def train(shard: int, run: dict) -> dict:
+        from pipelines.retrain import retrain_shard_step
+
+        return retrain_shard_step(run["run_date"], shard)
+
+    @task
+    def finish(run: dict, refs: list[dict]) -> dict:
+        from pipelines.retrain import finish_retrain
+
+        return finish_retrain(run["retrain_id"], run["run_date"], list(refs[:]))
+
+    @task(trigger_rule="one_failed")
+    def record_failure(run: dict) -> dict:
+        from pipelines.retrain import fail_retrain
+
+        return fail_retrain(run["retrain_id"], "a train or finish task failed (see the Airflow task logs)")
+
+    run = start()
+    parts = train.partial(run=run).expand(shard=plan(run))
+    finished = finish(run, parts)
+    failure = record_failure(run)
+    [parts, finished] >> failure
+
+
+predictive_analytics_retrain()

@@ -1,0 +1,164 @@
+"""The consumption model version's scoring artifact: everything nightly scoring needs, no pickles.
+
+Layout (logged to the training run as the MLflow artifact folder ``scoring/``)::
+
+    config.json                   ensemble parameters of totals and features, shard count, trained_through
+    shard=<k>/total_weights.parquet       per-series group, choice and member weights (workspace totals)
+    shard=<k>/total_calibration.parquet   conformal scores per calibrator and step (daily, cumulative, per group)
+    shard=<k>/feature_*.parquet           the same for the workspace x feature series
+    shard=<k>/state.json                  member names and calibrator settings per level
+
+Training saves each shard's state next to its outputs (``save_shard_state``); ``build_artifact`` gathers the
+shards; ``load_artifact`` reads a registered version's folder back.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from core.settings import Settings
+
+ARTIFACT_DIR = "scoring"
+FORMAT = 1
+LEVELS = ("total", "feature")
+TRAINED_THROUGH_TAG = "pae_trained_through"
+
+
+def save_shard_state(out: Path, total_model, bottom_model) -> None:
+    """Write a trained shard's Ensemble states (totals and features) under ``out/state``."""
+    from models.forecasting.stored import ensemble_state
+
+    folder = out / "state"
+    folder.mkdir(parents=True, exist_ok=True)
+    meta = {}
+    for level, model in zip(LEVELS, (total_model, bottom_model)):
+        state = ensemble_state(model)
+        state.weights.to_parquet(folder / f"{level}_weights.parquet")
+        state.calibration.to_parquet(folder / f"{level}_calibration.parquet")
+        meta[level] = state.meta
+    (folder / "state.json").write_text(json.dumps(meta))
+
+
+def build_artifact(root: Path, refs: list[dict], config: dict) -> Path:
+    """Gather the trained shards' states into ``root/scoring`` with ``config.json``; returns the folder."""
+    folder = root / ARTIFACT_DIR
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for r in refs:
+        src = Path(r["path"]) / "state"
+        if src.exists():
+            shutil.copytree(src, folder / f"shard={r['shard']}")
+    (folder / "config.json").write_text(json.dumps({**config, "format": FORMAT}, default=str))
+    return folder
+
+
+@dataclass
+class ScoringArtifact:
+    """A model version's scoring artifact, read from a local folder."""
+
+    version: str
+    folder: Path
+    config: dict
+
+    @property
+    def n_shards(self) -> int:
+        return int(self.config["n_shards"])
+
+    @property
+    def trained_through(self) -> date:
+        return date.fromisoformat(self.config["trained_through"])
+
+    def params(self, level: str, settings: Settings) -> dict:
+        """The training run's Ensemble parameters for ``level``, with this machine's thread count."""
+        key = "ensemble" if level == "total" else "ensemble_features"
+        return {**self.config[key], "n_jobs": settings.threads}
+
+    def state(self, shard: int, level: str):
+        """The ``EnsembleState`` of training shard ``shard`` at ``level`` (None when that shard had no series)."""
+        from models.forecasting.stored import EnsembleState
+
+        folder = self.folder / f"shard={shard}"
+        if not (folder / "state.json").exists():
+            return None
+        meta = json.loads((folder / "state.json").read_text())[level]
+        return EnsembleState(weights=pd.read_parquet(folder / f"{level}_weights.parquet"),
+                             calibration=pd.read_parquet(folder / f"{level}_calibration.parquet"), meta=meta)
+
+
+    def combined_state(self, level: str):
+        """All training shards' weights at ``level`` as one ``EnsembleState`` (no calibration), or None."""
+        from models.forecasting.stored import EnsembleState
+
+        states = [st for k in range(self.n_shards) if (st := self.state(k, level)) is not None]
+        if not states:
+            return None
+        return EnsembleState(weights=pd.concat([st.weights for st in states], ignore_index=True),
+                             calibration=states[0].calibration.iloc[0:0], meta=states[0].meta)
+
+
+def read_artifact(version: str, folder: Path) -> ScoringArtifact:
+    """Read and check an artifact folder; ValueError says what is wrong."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise ValueError(f"no {ARTIFACT_DIR}/config.json in the artifact of version {version}")
+    config = json.loads(path.read_text())
+    if config.get("format") != FORMAT:
+        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected {FORMAT}")
+    missing = {"ensemble", "ensemble_features", "n_shards", "trained_through"} - set(config)
+    if missing:
+        raise ValueError(f"version {version}: artifact config lacks {sorted(missing)}")
+    return ScoringArtifact(version=str(version), folder=Path(folder), config=config)
+
+
+def load_artifact(settings: Settings, model_name: str, version: str) -> ScoringArtifact:
+    """Download (local store: copy) and read the scoring artifact of a registered version."""
+    from pipelines.registry import configure
+
+    mlflow = configure(settings)
+    from mlflow.tracking import MlflowClient
+
+    mv = MlflowClient().get_model_version(model_name, str(version))
+    if not mv.run_id:
+        raise ValueError(f"version {version} has no training run")
+    # one local copy per run, shared by the shards (downloaded to a temporary folder, then renamed into place)
+    cache = Path(settings.data_dir) / "scoring_artifacts" / mv.run_id
+    if not (cache / ARTIFACT_DIR / "config.json").exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".download-"))
+        mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{mv.run_id}/{ARTIFACT_DIR}", dst_path=str(tmp))
+        try:
+            tmp.rename(cache)
+        except OSError:  # another shard put it there first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return read_artifact(str(version), cache / ARTIFACT_DIR)
+
+
+def version_by_alias(settings: Settings, model_name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the model or alias does not exist yet."""
+    from pipelines.registry import configure
+
+    configure(settings)
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def tag_trained_through(settings: Settings, model_name: str, version: str, as_of: date) -> None:
+    from pipelines.registry import configure
+
+    configure(settings)
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_model_version_tag(model_name, version, TRAINED_THROUGH_TAG, as_of.isoformat())

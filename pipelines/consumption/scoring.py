@@ -1,0 +1,158 @@
+"""Nightly consumption scoring with stored model versions: no backtest, no weight search.
+
+The champion version's artifact (``pipelines.consumption.artifact``) gives each series its member weights and
+the interval calibration; scoring refits only the members each series needs on the latest history and
+combines them (``models.forecasting.stored.StoredEnsemble``), then reconciles features to totals and adds the
+cumulative rows exactly as training does. With ``ab_challenger_share`` > 0 the workspaces of the challenger
+arm (``core.arms.arm_of``) are scored with the challenger version's artifact; every row carries its version
+in ``model_version`` and its arm in ``arm``.
+
+Workspaces (or workspace x feature series) the artifact does not know get the default weights (the mean
+stored mix, ``EnsembleState.default_weights``) and the pooled interval calibration; they are counted in the
+shard's reference (``unknown_workspaces``, ``unknown_feature_series``).
+
+When there is no champion, its artifact cannot be read, or it was trained on data through the run date or later
+(a re-run of its training date trains again and, on the same data, gets the same version and rows), the nightly
+run trains inline instead (``scoring_versions`` says why).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import date
+
+import pandas as pd
+
+from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
+from core.db import get_engine
+from core.settings import Settings
+from pipelines.consumption.artifact import ScoringArtifact, load_artifact, version_by_alias
+from pipelines.consumption.forecast import forecast_frame, load_shard_series, shard_dir, shard_of
+from pipelines.registry import CHALLENGER, serving_version
+
+log = logging.getLogger(__name__)
+MODEL_NAME = "pae-credit-consumption"  # pipelines.consumption.kind.MODEL_NAME (no import: kind imports this)
+
+
+def scoring_versions(settings: Settings, as_of: date) -> tuple[dict[str, ScoringArtifact], str]:
+    """The artifacts to score with, by arm, and a note; empty when the night must train inline (the note says why).
+
+    The champion arm is served by ``registry.serving_version``: the champion, or a newer version a retrain
+    registered with a ``promote`` decision (publishing its rows then moves the alias, ``apply_published``).
+    """
+    champion = serving_version(get_engine(settings), settings, MODEL_NAME)
+    if champion is None:
+        return {}, "no champion yet: trained inline"
+    try:
+        art = load_artifact(settings, MODEL_NAME, champion)
+    except Exception as exc:  # noqa: BLE001 - any unreadable artifact means: train tonight, and say why
+        return {}, f"champion v{champion} artifact unreadable ({type(exc).__name__}: {exc}): trained inline"
+    if art.trained_through > as_of:
+        return {}, (f"champion v{champion} was trained on data through {art.trained_through}, after {as_of}: "
+                    "trained inline")
+    if art.trained_through == as_of:  # a re-run of the training date: the same training gives the same rows
+        return {}, f"champion v{champion} was trained through {as_of} itself: trained inline again (same version)"
+    versions, note = {CHAMPION_ARM: art}, f"scored with champion v{champion} (trained through {art.trained_through})"
+    if settings.ab_challenger_share > 0:
+        challenger = version_by_alias(settings, MODEL_NAME, CHALLENGER)
+        if challenger is None or challenger == champion:
+            note += "; A/B on but no distinct challenger: every workspace on the champion"
+        else:
+            try:
+                ch = load_artifact(settings, MODEL_NAME, challenger)
+                if ch.trained_through > as_of:
+                    raise ValueError(f"trained through {ch.trained_through}, after {as_of}")
+                versions[CHALLENGER_ARM] = ch
+                note += f"; challenger v{challenger} for {settings.ab_challenger_share:.0%} of workspaces"
+            except Exception as exc:  # noqa: BLE001
+                note += f"; challenger v{challenger} not usable ({exc}): every workspace on the champion"
+    return versions, note
+
+
+def _stored_model(art: ScoringArtifact, settings: Settings, level: str, training_shard: int,
+                  series: pd.DataFrame):
+    """A StoredEnsemble fitted on ``series`` with the training shard's state (default weights if it has none)."""
+    from models.forecasting import Ensemble
+    from models.forecasting.stored import EnsembleState, StoredEnsemble
+
+    params = art.params(level, settings)
+    members = Ensemble(**params)._new_members()
+    state = art.state(training_shard, level)
+    if state is None:  # the training shard had no series: every series is unknown
+        names = [m.name for m in members]
+        state = EnsembleState(pd.DataFrame(columns=["unique_id", "group", "choice", *names]),
+                              pd.DataFrame(columns=["calibrator", "step", "score"]),
+                              {"members": names, "calibrators": {}})
+    return StoredEnsemble(state, members).fit(series, freq="D")
+
+
+class _Stacked:
+    """Several fitted models over disjoint series, predicted as one (for ``forecast_frame``)."""
+
+    def __init__(self, models: list):
+        self.models = models
+
+    def predict(self, h: int, level: int = 95) -> pd.DataFrame:
+        return pd.concat([m.predict(h=h, level=level) for m in self.models], ignore_index=True)
+
+    def predict_cumulative(self, h: int, level: int = 95) -> pd.DataFrame:
+        return pd.concat([m.predict_cumulative(h, level) for m in self.models], ignore_index=True)
+
+
+def score_shard(settings: Settings, as_of: date, shard: int, n_shards: int,
+                versions: dict[str, ScoringArtifact]) -> dict:
+    """Score one shard with stored versions (by A/B arm); writes ``forecast.parquet`` and returns a reference."""
+    t0 = time.perf_counter()
+    totals, bottom = load_shard_series(settings, as_of, shard, n_shards)
+    out = shard_dir(settings, as_of, shard)
+    out.mkdir(parents=True, exist_ok=True)
+    ref: dict = {"shard": shard, "path": str(out), "n_series": 0, "n_rows": 0, "n_workspaces": 0, "mode": "scored",
+                 "versions": {arm: a.version for arm, a in versions.items()}, "backtests": 0}
+    if totals.empty:
+        pd.DataFrame().to_parquet(out / "forecast.parquet")
+        return ref
+    workspaces = pd.Series(totals["unique_id"].unique())
+    share = settings.ab_challenger_share if CHALLENGER_ARM in versions else 0.0
+    arms = workspaces.map(lambda w: arm_of(w, share, settings.ab_salt)) if share > 0 else \
+        pd.Series(CHAMPION_ARM, index=workspaces.index)
+    bottom_ws = bottom["unique_id"].str.split("|", n=1).str[0]
+    frames, unknown_ws, unknown_features, fitted, seconds, fallbacks = [], 0, 0, {}, {}, []
+    for arm, art in versions.items():
+        arm_ws = workspaces[arms == arm]
+        if arm_ws.empty:
+            continue
+        totals_models, bottom_models = [], []
+        by_training_shard = arm_ws.groupby(arm_ws.map(lambda w: shard_of(w, art.n_shards)))
+        for training_shard, ws in by_training_shard:
+            ws_set = set(ws)
+            t_model = _stored_model(art, settings, "total", int(training_shard), totals[totals["unique_id"].isin(ws_set)])
+            totals_models.append(t_model)
+            unknown_ws += len(t_model.unknown_)
+            sub = bottom[bottom_ws.isin(ws_set)]
+            if len(sub):
+                b_model = _stored_model(art, settings, "feature", int(training_shard), sub)
+                bottom_models.append(b_model)
+                unknown_features += len(b_model.unknown_)
+            for level, m in (("total", t_model), *((("feature", b_model),) if len(sub) else ())):
+                for name, n in m.fitted_members_.items():
+                    fitted[f"{level}:{name}"] = fitted.get(f"{level}:{name}", 0) + n
+                    seconds[f"{level}:{name}"] = round(seconds.get(f"{level}:{name}", 0.0) + m.member_seconds_[name], 2)
+                fallbacks += [{**f.__dict__, "level": level} for f in m.fallbacks]
+        frame = forecast_frame(settings, _Stacked(totals_models), _Stacked(bottom_models))
+        frames.append(frame.assign(model_version=art.version, arm=arm))
+    frame = pd.concat(frames, ignore_index=True).sort_values(
+        ["workspace_id", "target_metric", "dimension", "prediction_date"]).reset_index(drop=True)
+    frame.to_parquet(out / "forecast.parquet")
+    pd.DataFrame(fallbacks, columns=["unique_id", "model", "reason", "used", "level"]).astype(
+        {"unique_id": str}).to_parquet(out / "fallbacks.parquet")
+    ref.update(n_series=int(totals["unique_id"].nunique() + bottom["unique_id"].nunique()), n_rows=len(frame),
+               n_workspaces=int(workspaces.size), workspaces_by_arm={k: int(v) for k, v in arms.value_counts().items()},
+               unknown_workspaces=unknown_ws, unknown_feature_series=unknown_features, fitted_members=fitted,
+               member_seconds=seconds,
+               n_fallbacks=len(fallbacks), seconds=round(time.perf_counter() - t0, 1),
+               history_start=str(totals["ds"].min().date()), history_end=as_of.isoformat())
+    (out / "ref.json").write_text(json.dumps(ref, default=str))
+    log.info("consumption shard %d scored with %s: %d series in %.1fs", shard, ref["versions"], ref["n_series"],
+             ref["seconds"])
+    return ref
