@@ -26,8 +26,8 @@ from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
 from core.settings import Settings
 from models.promotion import CHALLENGER_BETTER, ArmComparison
 from models.promotion import compare_arms as compare_arm_frames
-from pipelines.registry import (AB_REALISED, PROMOTE, champion_version, json_ready, record_decision, tag_decision,
-                                use_experiment)
+from pipelines.registry import (AB_REALISED, PROMOTE, champion_version, json_ready, keyed_run, record_decision,
+                                tag_decision)
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +158,9 @@ def _log_mlflow(settings: Settings, kind: str, run_date: date, result: ArmCompar
     """One MLflow run per kind and date (a re-run logs into the same run); returns its id."""
     import mlflow
 
-    use_experiment(settings, EXPERIMENT)
-    key = f"{kind}:{run_date.isoformat()}"
-    found = mlflow.search_runs(filter_string=f"tags.pae_ab_key = '{key}'", output_format="list", max_results=1)
-    with mlflow.start_run(run_id=found[0].info.run_id if found else None,
-                          run_name=None if found else f"ab {kind} {run_date.isoformat()}") as run:
-        mlflow.set_tags({"pae_ab_key": key, "kind": kind, "run_date": run_date.isoformat(), "verdict": result.verdict,
+    with keyed_run(settings, EXPERIMENT, {"pae_ab_key": f"{kind}:{run_date.isoformat()}"},
+                   f"ab {kind} {run_date.isoformat()}") as run:
+        mlflow.set_tags({"kind": kind, "run_date": run_date.isoformat(), "verdict": result.verdict,
                          "champion_version": str(champion), "challenger_version": str(challenger)})
         mlflow.log_metrics({k: float(v) for k, v in result.as_dict().items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None})

@@ -302,14 +302,11 @@ def _log_realised(settings: Settings, kind: str, d: date, result: dict) -> str:
     """One MLflow run per kind and night (the same run again when the night is re-run)."""
     import mlflow
 
-    from pipelines.registry import use_experiment
+    from pipelines.registry import keyed_run
 
-    exp = use_experiment(settings, "realised-accuracy")
-    found = mlflow.search_runs([exp], filter_string=f"tags.`pae.kind` = '{kind}' and tags.`pae.run_date` = "
-                                                    f"'{d.isoformat()}'", output_format="list", max_results=1)
-    with mlflow.start_run(run_id=found[0].info.run_id if found else None,
-                          run_name=None if found else f"{kind} realised {d}") as run:
-        mlflow.set_tags({"pae.kind": kind, "pae.run_date": d.isoformat(), "pae.alert": str(result["alert"])})
+    with keyed_run(settings, "realised-accuracy", {"pae.kind": kind, "pae.run_date": d.isoformat()},
+                   f"{kind} realised {d}") as run:
+        mlflow.set_tag("pae.alert", str(result["alert"]))
         mlflow.log_metrics({k: v for k, v in result["summary"].items() if v == v}  # NaN-free
                            | {"alert": float(result["alert"])}
                            | {k: float(result[k]) for k in ("scored_rows", "outcome_rows") if k in result})

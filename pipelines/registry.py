@@ -20,7 +20,8 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,21 @@ def use_experiment(settings: Settings, name: str) -> str:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
+
+
+@contextmanager
+def keyed_run(settings: Settings, experiment: str, key_tags: dict[str, str], run_name: str) -> Iterator[Any]:
+    """The one MLflow run of ``experiment`` tagged ``key_tags`` (e.g. kind and date): reopened when a re-run finds
+    it, else started as ``run_name``; ``key_tags`` are set on it. Yields the active run."""
+    import mlflow
+
+    exp_id = use_experiment(settings, experiment)
+    where = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key_tags.items())
+    found = mlflow.search_runs([exp_id], filter_string=where, output_format="list", max_results=1)
+    with mlflow.start_run(run_id=found[0].info.run_id if found else None,
+                          run_name=None if found else run_name) as run:
+        mlflow.set_tags(key_tags)
+        yield run
 
 
 @dataclass

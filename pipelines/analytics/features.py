@@ -14,25 +14,10 @@ import pandas as pd
 import pyarrow as pa
 
 from core.contracts import EVENT_COLUMNS, REQUIRED_EVENT_COLUMNS, event_arrow_schema
-from pipelines.features.builders import (
-    DailyAggregates,
-    build_agent_features,
-    build_growth_features,
-    build_user_features,
-    build_workspace_features,
-    daily_aggregates,
-)
+from pipelines.features.builders import DailyAggregates, build_user_features, daily_aggregates
 from pipelines.features.hourly import HOURLY_DAYS, HOURLY_SCHEMA, build_hourly_features, hourly_aggregates
-from pipelines.features.sets import (
-    AGENT_DAILY,
-    FEATURE_SETS,
-    GROWTH_MAU_WINDOW_DAYS,
-    USER_BEHAVIOUR,
-    WORKSPACE_DAILY,
-    WORKSPACE_GROWTH,
-    WORKSPACE_HOURLY,
-)
-from pipelines.features.store import DAILY_TABLES, daily_table
+from pipelines.features.sets import FEATURE_SETS, GROWTH_MAU_WINDOW_DAYS, USER_BEHAVIOUR, WORKSPACE_HOURLY
+from pipelines.features.store import DAILY_TABLES, build_daily_feature_set, daily_table
 from pipelines.ingest.validate import OPTIONAL_COLUMNS, validate_events
 
 FEATURE_SET_NAMES: tuple[str, ...] = tuple(FEATURE_SETS)
@@ -121,16 +106,7 @@ def extract_features(data: pd.DataFrame, feature_set: str, as_of: date | None = 
     as_of = pd.Timestamp(as_of).date()
     if name == WORKSPACE_HOURLY.name:
         return build_hourly_features(_hourly(events, as_of), as_of, declared_time_zones)
-    agg = _daily(events)
-    if name == WORKSPACE_DAILY.name:
-        return build_workspace_features(agg, as_of, holiday_country)
-    if name == USER_BEHAVIOUR.name:
-        return build_user_features(agg, as_of)
-    if name == AGENT_DAILY.name:
-        return build_agent_features(agg, as_of)
-    if name == WORKSPACE_GROWTH.name:
-        return build_growth_features(agg, as_of, growth_mau_window_days)
-    raise ValueError(f"feature set {name!r} has no builder here; valid feature sets: {list(FEATURE_SETS)}")
+    return build_daily_feature_set(name, _daily(events), as_of, holiday_country, growth_mau_window_days)
 
 
 def churn_training_data(data: pd.DataFrame, as_of_dates: list[date], window_days: int = 30,

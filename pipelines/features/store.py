@@ -35,6 +35,7 @@ from pipelines.features.builders import (
 )
 from pipelines.features.sets import (
     AGENT_DAILY,
+    FEATURE_SETS,
     USER_BEHAVIOUR,
     WORKSPACE_DAILY,
     WORKSPACE_GROWTH,
@@ -316,6 +317,23 @@ def _hourly_features(engine: Engine, staging_dir: StoragePath, store_dir: Storag
     return build_hourly_features(table, as_of, declared)
 
 
+DAILY_FEATURE_SETS: tuple[FeatureSet, ...] = (WORKSPACE_DAILY, USER_BEHAVIOUR, AGENT_DAILY, WORKSPACE_GROWTH)
+
+
+def build_daily_feature_set(name: str, agg: DailyAggregates, as_of: date, holiday_country: str,
+                            growth_mau_window_days: int) -> pd.DataFrame:
+    """The feature set ``name`` (one of ``DAILY_FEATURE_SETS``) as of ``as_of`` from daily aggregates."""
+    if name == WORKSPACE_DAILY.name:
+        return build_workspace_features(agg, as_of, holiday_country)
+    if name == USER_BEHAVIOUR.name:
+        return build_user_features(agg, as_of)
+    if name == AGENT_DAILY.name:
+        return build_agent_features(agg, as_of)
+    if name == WORKSPACE_GROWTH.name:
+        return build_growth_features(agg, as_of, growth_mau_window_days)
+    raise ValueError(f"feature set {name!r} has no builder here; valid feature sets: {list(FEATURE_SETS)}")
+
+
 def build_feature_store(engine: Engine, staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
                         holiday_country: str = "US", growth_mau_window_days: int | None = None) -> FeatureSummary:
     """Refresh daily aggregates, compute every feature set as of ``as_of``, write offline and online stores.
@@ -332,13 +350,9 @@ def build_feature_store(engine: Engine, staging_dir: StoragePath, store_dir: Sto
     refreshed = [d for d in refresh_daily_aggregates(staging_dir, store_dir) if d <= as_of]
     summary.refreshed_days = len(refreshed)
     agg = load_daily_aggregates(store_dir, as_of)
-    frames = {
-        WORKSPACE_DAILY: build_workspace_features(agg, as_of, holiday_country),
-        USER_BEHAVIOUR: build_user_features(agg, as_of),
-        AGENT_DAILY: build_agent_features(agg, as_of),
-        WORKSPACE_GROWTH: build_growth_features(agg, as_of, growth_mau_window_days),
-        WORKSPACE_HOURLY: _hourly_features(engine, staging_dir, store_dir, as_of, summary),
-    }
+    frames = {fs: build_daily_feature_set(fs.name, agg, as_of, holiday_country, growth_mau_window_days)
+              for fs in DAILY_FEATURE_SETS}
+    frames[WORKSPACE_HOURLY] = _hourly_features(engine, staging_dir, store_dir, as_of, summary)
     for fs, frame in frames.items():
         summary.offline_paths[fs.name] = str(write_offline(store_dir, fs, as_of, frame))
     with engine.begin() as conn:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,10 +27,10 @@ from core.settings import Settings
 from pipelines.peak_usage.capacity import clear_capacity, set_capacity
 from pipelines.publish import publish_predictions
 from services.api.cache import CachedBody, ResponseCache, etag_matches
-from services.api.main import create_app
 from services.api.schemas import Liveness
-from services.keys import create_api_key, revoke_api_key
+from services.keys import revoke_api_key
 from services.predictive_analytics import NoPredictionsError
+from tests.services.conftest import api_client, api_key_header
 from tests.services.test_service import AS_OF, seed_churn, seed_consumption
 
 PEPPER = "cache-test-pepper"
@@ -39,10 +40,10 @@ WHAT_IF = "/api/analytics/predictions/what-if"
 VERSION_SECONDS = 0.3
 
 
-def make_client(db_url, tmp_path, **overrides) -> TestClient:
-    settings = Settings(database_url=db_url, data_dir=tmp_path / "pae", api_key_pepper=PEPPER,
-                        **{"api_cache_version_seconds": VERSION_SECONDS, "api_key_cache_seconds": 30.0, **overrides})
-    return TestClient(create_app(settings))
+def make_client(db_url, tmp_path, **overrides) -> AbstractContextManager[TestClient]:
+    """The started API with the production key cache and a short data-version interval; disposed on exit."""
+    return api_client(db_url, tmp_path / "pae", PEPPER,
+                      **{"api_cache_version_seconds": VERSION_SECONDS, "api_key_cache_seconds": 30.0, **overrides})
 
 
 @pytest.fixture
@@ -58,14 +59,13 @@ def db(clean_db):
 
 @pytest.fixture
 def keys(db) -> dict[str, dict[str, str]]:
-    return {ws: {"X-API-Key": create_api_key(db, [ws], f"key-{ws}", pepper=PEPPER)} for ws in ("acme", "globex")}
+    return {ws: api_key_header(db, [ws], f"key-{ws}", PEPPER) for ws in ("acme", "globex")}
 
 
 @pytest.fixture
 def client(db_url, tmp_path, db):
     with make_client(db_url, tmp_path) as c:
         yield c
-    c.app.state.engine.dispose()
 
 
 def _republish(engine, as_of, factor: float) -> None:
@@ -177,7 +177,6 @@ def test_revoked_key_stops_within_the_key_interval(db_url, tmp_path, db, keys):
         time.sleep(0.6)
         revoked = client.get(CHURN, params=params, headers=keys["acme"])  # the answer is still cached
         assert revoked.status_code == 401 and revoked.json()["detail"] == "API key revoked"
-    client.app.state.engine.dispose()
 
 
 def test_cache_off_still_sends_etags(db_url, tmp_path, db, keys):
@@ -188,7 +187,6 @@ def test_cache_off_still_sends_etags(db_url, tmp_path, db, keys):
         assert again.status_code == 304
         cache = client.app.state.response_cache
         assert cache.hits == 0 and cache.misses == 2 and cache.stats()["entries"] == 0
-    client.app.state.engine.dispose()
 
 
 def test_bodies_are_encoded_with_orjson(client, keys, monkeypatch):

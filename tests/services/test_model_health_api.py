@@ -6,11 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from core.settings import Settings
-from services.api.main import create_app
-from services.keys import create_api_key
+from tests.services.conftest import api_client, api_key_header
 from tests.services.test_service import add_workspace
 
 PEPPER = "model-health-pepper"
@@ -28,10 +25,8 @@ def db(clean_db):
 
 @pytest.fixture(scope="module")
 def client(db_url, engine, tmp_path_factory):
-    app = create_app(Settings(database_url=db_url, data_dir=tmp_path_factory.mktemp("pae"), api_key_pepper=PEPPER))
-    with TestClient(app) as c:
+    with api_client(db_url, tmp_path_factory.mktemp("pae"), PEPPER) as c:
         yield c
-    app.state.engine.dispose()
 
 
 def _model(conn, version: str, active: bool, wape: float, created: str) -> None:
@@ -72,7 +67,7 @@ def monitored(db, settings):
             " 'error_vs_naive', 9, 1, 90, 10, 0.8, 0.7, -0.1, -0.3, 0.1, -0.125, 0.95, 'no_difference', '2', '3')"),
             {"d": D})
     monitor_step(D.isoformat(), settings)
-    return {"X-API-Key": create_api_key(db, ["acme"], "health", pepper=PEPPER)}
+    return api_key_header(db, ["acme"], "health", PEPPER)
 
 
 def test_needs_a_key_and_a_sane_window(client, monitored):
@@ -109,7 +104,7 @@ def test_before_the_first_monitor_run(client, db):
     with db.begin() as conn:
         add_workspace(conn, "acme")
         conn.execute(sa.text("delete from analytics.pipeline_runs where step = 'monitor'"))
-    key = {"X-API-Key": create_api_key(db, ["acme"], "health", pepper=PEPPER)}
+    key = api_key_header(db, ["acme"], "health", PEPPER)
     assert client.get(URL, headers=key).json() == {"as_of_date": None, "window_days": 14, "kinds": []}
 
 

@@ -9,14 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from core.ids import entity_uuid
 from core.settings import Settings
 from services.api.deps import reader_url
-from services.api.main import create_app
-from services.keys import create_api_key
 from services.scenarios import writer_url
+from tests.services.conftest import api_client, api_key_header
 from tests.services.test_service import add_workspace
 
 PEPPER = "jobs-pepper"
@@ -26,8 +24,7 @@ BODY = {"workspace_id": "acme", "prediction_type": "credit_consumption", "target
 
 @pytest.fixture(scope="module")
 def client(db_url, engine, tmp_path_factory):
-    app = create_app(Settings(database_url=db_url, data_dir=tmp_path_factory.mktemp("pae"), api_key_pepper=PEPPER))
-    with TestClient(app) as c:
+    with api_client(db_url, tmp_path_factory.mktemp("pae"), PEPPER) as c:
         yield c
 
 
@@ -37,8 +34,7 @@ def keys(clean_db):
         conn.execute(sa.text("truncate analytics.api_keys, analytics.prediction_jobs"))
         for ws in ("acme", "other"):
             add_workspace(conn, ws)
-    return {"acme": {"X-API-Key": create_api_key(clean_db, ["acme"], "acme-key", pepper=PEPPER)},
-            "other": {"X-API-Key": create_api_key(clean_db, ["other"], "other-key", pepper=PEPPER)}}
+    return {ws: api_key_header(clean_db, [ws], f"{ws}-key", PEPPER) for ws in ("acme", "other")}
 
 
 def _jobs(engine) -> list[dict]:
@@ -132,7 +128,7 @@ def test_jobs_are_scoped_to_the_callers_workspaces(client, keys, clean_db):
 
 
 def test_unknown_workspace_is_404(client, clean_db, keys):
-    key = {"X-API-Key": create_api_key(clean_db, ["acme"], "k", pepper=PEPPER)}
+    key = api_key_header(clean_db, ["acme"], "k", PEPPER)
     with clean_db.begin() as conn:  # the key covers a workspace the entities table no longer has
         conn.execute(sa.text("delete from analytics.entities where external_id = 'acme'"))
     assert client.post(GENERATE, json=BODY, headers=key).status_code == 404
@@ -164,9 +160,8 @@ def test_with_airflow_configured_the_job_triggers_the_on_demand_dag(db_url, keys
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _FakeAirflow.calls = []
     try:
-        settings = Settings(database_url=db_url, data_dir=tmp_path, api_key_pepper=PEPPER,
-                            airflow_api_url=f"http://127.0.0.1:{server.server_port}", airflow_password="pw")
-        with TestClient(create_app(settings)) as c:
+        with api_client(db_url, tmp_path, PEPPER, airflow_api_url=f"http://127.0.0.1:{server.server_port}",
+                        airflow_password="pw") as c:
             r = c.post(GENERATE, json=BODY, headers={**keys["acme"], "Idempotency-Key": "af"})
             c.post(GENERATE, json=BODY, headers={**keys["acme"], "Idempotency-Key": "af"})  # replay: no 2nd run
             job = c.get(r.headers["location"], headers=keys["acme"]).json()
@@ -182,9 +177,8 @@ def test_with_airflow_configured_the_job_triggers_the_on_demand_dag(db_url, keys
 
 
 def test_airflow_down_leaves_the_job_queued_for_the_worker(db_url, keys, clean_db, tmp_path):
-    settings = Settings(database_url=db_url, data_dir=tmp_path, api_key_pepper=PEPPER,
-                        airflow_api_url="http://127.0.0.1:9")  # nothing listens on the discard port
-    with TestClient(create_app(settings)) as c:
+    # nothing listens on the discard port
+    with api_client(db_url, tmp_path, PEPPER, airflow_api_url="http://127.0.0.1:9") as c:
         r = c.post(GENERATE, json=BODY, headers=keys["acme"])
         assert r.status_code == 202
         assert c.get(r.headers["location"], headers=keys["acme"]).json()["dispatched_to"] is None
