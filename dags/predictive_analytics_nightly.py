@@ -149,7 +149,7 @@ def predictive_analytics_nightly():
     def retrain_pending(recorded: dict) -> bool:
         """True when the consumption drift check or accuracy alert recorded a pending retrain (pipelines/drift.py)."""
         from core.db import get_engine
-        from pipelines.retrain import pending_retrain
+        from pipelines.retrain_runs import pending_retrain
 
         return pending_retrain(get_engine(), "consumption") is not None
 

@@ -5,12 +5,14 @@ Trains a new model version of a prediction kind apart from the nightly run, whic
 (README, "Retraining and scoring"). Weekly by default (`PAE_RETRAIN_SCHEDULE`, cron, UTC); the nightly DAG also
 triggers it when its drift check or realised-accuracy alert has recorded a pending retrain.
 
-1. **start**: opens the row in `analytics.retrain_runs` (taking over a pending request and its reason: drift,
+1. **start**: for each kind asked (`kinds`, default every kind whose training is split from scoring) opens its row
+   in `analytics.retrain_runs` (taking over a pending request and its reason: drift,
    accuracy; else this run's `reason` param: schedule for scheduled runs), for `run_date` (default: the last
    date whose features were built);
-2. **plan** lists the workspace shards, **train** is mapped over them (holdout evaluation, rolling-origin
-   backtests, per-series member weights, conformal calibration, fits);
-3. **finish** merges them, tracks the run in MLflow with its scoring artifact, registers the version
+2. **plan** lists every kind's training units (e.g. consumption's workspace shards), **train** is mapped over
+   them (for consumption: holdout evaluation, rolling-origin backtests, per-series member weights, conformal
+   calibration, fits);
+3. **finish** (one per kind) merges them, tracks the run in MLflow with its scoring artifact, registers the version
    (champion/challenger) and records figures, version and decision on the row.
 
 If a task fails, **record_failure** marks the row failed. Nothing is published here. Tasks pass only dates, shard ids, ids and store paths; the work is in
@@ -22,6 +24,8 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
+
+from pipelines.kinds import kind_names
 
 RETRAIN_DAG_ID = "predictive_analytics_retrain"
 DEFAULT_SCHEDULE = "0 3 * * 0"  # core.settings.Settings.retrain_schedule (not imported: keep parsing light)
@@ -49,45 +53,49 @@ _schedule = os.environ.get("PAE_RETRAIN_SCHEDULE", DEFAULT_SCHEDULE)
                           description="Train on data through this date (YYYY-MM-DD); default: the last features date."),
         "reason": Param("schedule", type="string", enum=["schedule", "drift", "accuracy", "manual", "no-champion"],
                         description="Why this retrain runs (a pending request's reason takes precedence)."),
-        "kind": Param("consumption", type="string", enum=["consumption"], description="Prediction kind to retrain."),
+        "kinds": Param("all", type="string",
+                       description="Comma-separated prediction kinds to retrain, or 'all' (every kind whose training "
+                                   f"is split from scoring; kinds: {', '.join(kind_names())})."),
     },
 )
 def predictive_analytics_retrain():
     @task
-    def start() -> dict:
-        from pipelines.retrain import start_retrain
+    def start() -> list[dict]:
+        from pipelines.retrain import start_retrains
 
         params = get_current_context()["params"]
-        return start_retrain(params["kind"], params["reason"], params.get("run_date"))
+        return start_retrains(params["kinds"], params["reason"], params.get("run_date"))
 
     @task
-    def plan(run: dict) -> list[int]:
-        from pipelines.retrain import retrain_shards
+    def plan(runs: list[dict]) -> list[dict]:
+        from pipelines.retrain import retrain_work
 
-        return retrain_shards(run["kind"])
+        return retrain_work(list(runs))
 
     @task(execution_timeout=timedelta(minutes=90))
-    def train(shard: int, run: dict) -> dict:
+    def train(work: dict) -> dict:
         from pipelines.retrain import retrain_shard_step
 
-        return retrain_shard_step(run["run_date"], shard)
+        return {**retrain_shard_step(work["run_date"], work["shard"], kind=work["kind"]), "kind": work["kind"]}
 
     @task
     def finish(run: dict, refs: list[dict]) -> dict:
         from pipelines.retrain import finish_retrain
 
-        return finish_retrain(run["retrain_id"], run["run_date"], list(refs[:]))
+        mine = [r for r in refs if r.get("kind") == run["kind"]]
+        return finish_retrain(run["retrain_id"], run["run_date"], mine, kind=run["kind"])
 
     @task(trigger_rule="one_failed")
-    def record_failure(run: dict) -> dict:
+    def record_failure(runs: list[dict]) -> list[dict]:
         from pipelines.retrain import fail_retrain
 
-        return fail_retrain(run["retrain_id"], "a train or finish task failed (see the Airflow task logs)")
+        return [fail_retrain(r["retrain_id"], "a train or finish task failed (see the Airflow task logs)")
+                for r in runs]
 
-    run = start()
-    parts = train.partial(run=run).expand(shard=plan(run))
-    finished = finish(run, parts)
-    failure = record_failure(run)
+    runs = start()
+    parts = train.expand(work=plan(runs))
+    finished = finish.partial(refs=parts).expand(run=runs)
+    failure = record_failure(runs)
     [parts, finished] >> failure
 
 

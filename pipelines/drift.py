@@ -90,7 +90,7 @@ def nightly_drift_check(settings: Settings, engine: Engine, run_date: date, vers
     from pipelines.consumption.artifact import load_artifact
     from pipelines.consumption.kind import KIND, MODEL_NAME
     from pipelines.monitor import accuracy_alerts
-    from pipelines.retrain import request_retrain
+    from pipelines.retrain_runs import request_retrain
 
     art = load_artifact(settings, MODEL_NAME, version)
     figures: dict = {"checked": True, "champion": version, "trained_through": str(art.trained_through)}

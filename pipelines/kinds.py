@@ -40,6 +40,25 @@ class PredictionKind(Protocol):
         """Merge the shards, track the run in MLflow, register and promote; say what to publish."""
 
 
+class RetrainableKind(PredictionKind, Protocol):
+    """A kind whose training is split from nightly scoring (``pipelines.retrain``, ``pipelines.serving``).
+
+    Its nightly ``run_shard`` scores with the stored serving version (and the challenger for the A/B arm), and
+    trains inline only when there is no usable version (``finalize`` then records a ``no-champion`` retrain).
+    """
+
+    def train_shards(self, settings: Settings) -> list[int]:
+        """Units of training work the retrain DAG maps ``train_shard`` over."""
+
+    def train_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> dict:
+        """Train one unit on data through ``run_date``; a JSON-ready reference (``n_rows`` > 0 when it trained,
+        ``seconds``, ``n_workspaces``)."""
+
+    def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
+        """Merge trained units, track the run with its scoring artifact in MLflow and register the version with
+        its decision (``details['promotion']``); publishes nothing."""
+
+
 def kind_names() -> list[str]:
     return list(KINDS)
 

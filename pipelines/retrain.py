@@ -32,43 +32,23 @@ from core.settings import Settings, get_settings, limit_threads
 
 log = logging.getLogger(__name__)
 
-RETRAINABLE = ("consumption",)
-REASONS = ("schedule", "drift", "accuracy", "manual", "no-champion")
+from pipelines.retrain_runs import REASONS, pending_retrain, record_inline_retrain, request_retrain  # noqa: F401
+
+
+def retrainable_kinds() -> list[str]:
+    """Kinds whose training is split from scoring: their ``KIND`` implements ``RetrainableKind``."""
+    from pipelines.kinds import get_kind, kind_names
+
+    return [k for k in kind_names() if hasattr(get_kind(k), "finalize_training")]
 
 
 def _check(kind: str, reason: str) -> None:
-    if kind not in RETRAINABLE:
-        raise ValueError(f"retraining is split from scoring for {list(RETRAINABLE)} only, not {kind!r} "
+    retrainable = retrainable_kinds()
+    if kind not in retrainable:
+        raise ValueError(f"retraining is split from scoring for {retrainable} only, not {kind!r} "
                          "(the other kinds still train in the nightly run)")
     if reason not in REASONS:
         raise ValueError(f"unknown retrain reason {reason!r}; choose from {list(REASONS)}")
-
-
-def request_retrain(engine: Engine, kind: str, reason: str, requested_for: date, figures: dict) -> int:
-    """Record a pending retrain of ``kind`` (at most one per kind: a later request adds its figures to the
-    pending one, keeping the first reason); returns its id."""
-    _check(kind, reason)
-    with engine.begin() as conn:
-        row = conn.execute(sa.text(
-            "insert into analytics.retrain_runs (kind, reason, status, requested_for, figures)"
-            " values (:kind, :reason, 'pending', :d, cast(:figures as jsonb))"
-            " on conflict (kind) where status = 'pending' do update set"
-            " figures = analytics.retrain_runs.figures || jsonb_build_object('later_requests',"
-            "   coalesce(analytics.retrain_runs.figures -> 'later_requests', '[]'::jsonb) || jsonb_build_array("
-            "     jsonb_build_object('reason', excluded.reason, 'requested_for', excluded.requested_for))),"
-            " requested_for = greatest(analytics.retrain_runs.requested_for, excluded.requested_for)"
-            " returning retrain_id"),
-            {"kind": kind, "reason": reason, "d": requested_for, "figures": json.dumps(figures, default=str)}).one()
-    return int(row[0])
-
-
-def pending_retrain(engine: Engine, kind: str) -> dict | None:
-    """The pending retrain request of ``kind``, if any."""
-    with engine.connect() as conn:
-        row = conn.execute(sa.text(
-            "select retrain_id, reason, requested_for, figures from analytics.retrain_runs"
-            " where kind = :kind and status = 'pending'"), {"kind": kind}).mappings().one_or_none()
-    return dict(row) if row else None
 
 
 def latest_features_date(engine: Engine) -> date:
@@ -109,26 +89,47 @@ def start_retrain(kind: str, reason: str, run_date: str | None = None, settings:
     return {"retrain_id": int(retrain_id), "run_date": d.isoformat(), "reason": reason, "kind": kind}
 
 
+def start_retrains(kinds: str, reason: str, run_date: str | None = None,
+                   settings: Settings | None = None) -> list[dict]:
+    """``start_retrain`` for each kind of ``kinds`` (comma-separated, or ``all``: every retrainable kind)."""
+    names = retrainable_kinds() if kinds in ("all", "", None) else [k.strip() for k in kinds.split(",") if k.strip()]
+    for kind in names:
+        _check(kind, reason)
+    return [start_retrain(kind, reason, run_date, settings) for kind in names]
+
+
+def retrain_work(runs: list[dict], settings: Settings | None = None) -> list[dict]:
+    """Every (kind, shard) training unit of the started runs: what the retrain DAG maps over."""
+    return [{"kind": r["kind"], "retrain_id": r["retrain_id"], "run_date": r["run_date"], "shard": s}
+            for r in runs for s in retrain_shards(r["kind"], settings)]
+
+
 def retrain_shards(kind: str, settings: Settings | None = None) -> list[int]:
+    from pipelines.kinds import get_kind
+
     _check(kind, "manual")
-    return list(range((settings or get_settings()).shards))
+    return list(get_kind(kind).train_shards(settings or get_settings()))
 
 
-def retrain_shard_step(run_date: str, shard: int, settings: Settings | None = None) -> dict:
-    """Train one consumption shard (holdout, backtests, weights, calibration, fits); returns its reference."""
-    from pipelines.consumption.forecast import train_shard
+def retrain_shard_step(run_date: str, shard: int, settings: Settings | None = None,
+                       kind: str = "consumption") -> dict:
+    """Train one shard of ``kind`` (e.g. consumption: holdout, backtests, weights, calibration, fits); returns its
+    reference (JSON-ready; ``n_rows`` > 0 when it trained on anything)."""
+    from core.db import get_engine
+    from pipelines.kinds import get_kind
 
     settings = settings or get_settings()
     limit_threads(settings.threads)
-    return train_shard(settings, date.fromisoformat(run_date), shard, settings.shards)
+    return get_kind(kind).train_shard(settings, get_engine(settings), date.fromisoformat(run_date), shard)
 
 
 def finish_retrain(retrain_id: int, run_date: str, refs: list[dict], started: float | None = None,
-                   settings: Settings | None = None) -> dict:
+                   settings: Settings | None = None, kind: str = "consumption") -> dict:
     """Merge, track, register and promote; record the result (figures, version, decision) on the retrain row."""
     from core.db import get_engine
-    from pipelines.consumption.kind import KIND
+    from pipelines.kinds import get_kind
 
+    KIND = get_kind(kind)
     settings = settings or get_settings()
     engine = get_engine(settings)
     d = date.fromisoformat(run_date)
@@ -148,10 +149,16 @@ def finish_retrain(retrain_id: int, run_date: str, refs: list[dict], started: fl
 
 
 def fail_retrain(retrain_id: int, error: str, settings: Settings | None = None) -> dict:
-    """Mark a started retrain failed (the retrain DAG's failure task)."""
+    """Mark a started retrain failed (the retrain DAG's failure task); a finished one is left as it is."""
     from core.db import get_engine
 
-    return _close(get_engine(settings or get_settings()), retrain_id, "failed", {}, None, None, error)
+    engine = get_engine(settings or get_settings())
+    with engine.connect() as conn:
+        status = conn.execute(sa.text("select status from analytics.retrain_runs where retrain_id = :id"),
+                              {"id": retrain_id}).scalar()
+    if status in ("success", "failed"):
+        return {"retrain_id": retrain_id, "status": status, "unchanged": True}
+    return _close(engine, retrain_id, "failed", {}, None, None, error)
 
 
 def _close(engine: Engine, retrain_id: int, status: str, figures: dict, version: str | None, decision: str | None,
@@ -177,33 +184,20 @@ def retrain(kind: str = "consumption", reason: str = "manual", run_date: str | N
     started = time.perf_counter()
     run = start_retrain(kind, reason, run_date, settings)
     try:
-        refs = [retrain_shard_step(run["run_date"], s, settings) for s in retrain_shards(kind, settings)]
-        out = finish_retrain(run["retrain_id"], run["run_date"], refs, started, settings)
+        refs = [retrain_shard_step(run["run_date"], s, settings, kind) for s in retrain_shards(kind, settings)]
+        out = finish_retrain(run["retrain_id"], run["run_date"], refs, started, settings, kind)
     except Exception as exc:
         _close(get_engine(settings), run["retrain_id"], "failed", {}, None, None, f"{type(exc).__name__}: {exc}")
         raise
     return {**out, "reason": run["reason"], "run_date": run["run_date"], "kind": kind}
 
 
-def record_inline_retrain(engine: Engine, kind: str, run_date: date, version: str | None, promotion: dict,
-                          note: str, seconds: float) -> int:
-    """Record a nightly run that had to train (no usable champion) as a finished ``no-champion`` retrain."""
-    figures = {"note": note, "promotion": promotion, "train_seconds": seconds, "inline": True}
-    with engine.begin() as conn:
-        return int(conn.execute(sa.text(
-            "insert into analytics.retrain_runs (kind, reason, status, requested_for, started_at, finished_at,"
-            " trained_through, figures, model_version, decision)"
-            " values (:kind, 'no-champion', 'success', :d, now(), now(), :d, cast(:figures as jsonb), :v, :decision)"
-            " returning retrain_id"),
-            {"kind": kind, "d": run_date, "figures": json.dumps(figures, default=str), "v": version,
-             "decision": promotion.get("decision") or ("promote" if promotion.get("promoted") else "keep")}).scalar())
-
-
 def add_retrain_parser(sub) -> None:
     """Register ``pae retrain`` on the ``pae`` parser's subparsers."""
-    r = sub.add_parser("retrain", help="train a new model version now (consumption); records why in "
-                                       "analytics.retrain_runs; a pending drift/accuracy request is taken over")
-    r.add_argument("--kinds", default="consumption", help=f"comma-separated kinds (supported: {','.join(RETRAINABLE)})")
+    r = sub.add_parser("retrain", help="train new model versions now; records why in analytics.retrain_runs; "
+                                       "a pending drift/accuracy request is taken over")
+    r.add_argument("--kinds", default="all", help="comma-separated kinds whose training is split from scoring "
+                                                  "(default: all of them)")
     r.add_argument("--reason", default="manual", choices=REASONS, help="why it runs (default: manual)")
     r.add_argument("--date", default=None, help="train on data through this date (default: the last features date)")
     r.set_defaults(func=_cmd_retrain)
@@ -212,7 +206,7 @@ def add_retrain_parser(sub) -> None:
 def _cmd_retrain(args) -> int:
     import sys
 
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    kinds = retrainable_kinds() if args.kinds == "all" else [k.strip() for k in args.kinds.split(",") if k.strip()]
     for kind in kinds:
         try:
             _check(kind, args.reason)

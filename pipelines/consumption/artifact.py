@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,7 +26,6 @@ from core.settings import Settings
 ARTIFACT_DIR = "scoring"
 FORMAT = 1
 LEVELS = ("total", "feature")
-TRAINED_THROUGH_TAG = "pae_trained_through"
 
 
 def save_shard_state(out: Path, total_model, bottom_model) -> None:
@@ -118,47 +116,6 @@ def read_artifact(version: str, folder: Path) -> ScoringArtifact:
 
 def load_artifact(settings: Settings, model_name: str, version: str) -> ScoringArtifact:
     """Download (local store: copy) and read the scoring artifact of a registered version."""
-    from pipelines.registry import configure
+    from pipelines.serving import version_artifact_dir
 
-    mlflow = configure(settings)
-    from mlflow.tracking import MlflowClient
-
-    mv = MlflowClient().get_model_version(model_name, str(version))
-    if not mv.run_id:
-        raise ValueError(f"version {version} has no training run")
-    # one local copy per run, shared by the shards (downloaded to a temporary folder, then renamed into place)
-    cache = Path(settings.data_dir) / "scoring_artifacts" / mv.run_id
-    if not (cache / ARTIFACT_DIR / "config.json").exists():
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".download-"))
-        mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{mv.run_id}/{ARTIFACT_DIR}", dst_path=str(tmp))
-        try:
-            tmp.rename(cache)
-        except OSError:  # another shard put it there first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return read_artifact(str(version), cache / ARTIFACT_DIR)
-
-
-def version_by_alias(settings: Settings, model_name: str, alias: str) -> str | None:
-    """The version an alias points at, or None when the model or alias does not exist yet."""
-    from pipelines.registry import configure
-
-    configure(settings)
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    try:
-        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
-            return None
-        raise
-
-
-def tag_trained_through(settings: Settings, model_name: str, version: str, as_of: date) -> None:
-    from pipelines.registry import configure
-
-    configure(settings)
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient().set_model_version_tag(model_name, version, TRAINED_THROUGH_TAG, as_of.isoformat())
+    return read_artifact(str(version), version_artifact_dir(settings, model_name, version, ARTIFACT_DIR))

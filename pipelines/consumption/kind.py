@@ -25,11 +25,12 @@ from pipelines.consumption.evaluation import (
     summarize,
     summarize_cumulative,
 )
-from pipelines.consumption.artifact import build_artifact, tag_trained_through
+from pipelines.consumption.artifact import build_artifact
 from pipelines.consumption.forecast import DAILY_METRIC, ensemble_params, forecast_shard
 from pipelines.consumption.tracking import log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult, shard_frames
+from pipelines.serving import tag_trained_through
 
 MODEL_NAME = "pae-credit-consumption"
 
@@ -51,10 +52,19 @@ class ConsumptionKind:
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
         return ShardResult.from_ref(self.name, shard, forecast_shard(settings, run_date, shard, settings.shards))
 
+    # retraining (pipelines.retrain): training apart from nightly scoring
+    def train_shards(self, settings: Settings) -> list[int]:
+        return list(range(settings.shards))
+
+    def train_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> dict:
+        from pipelines.consumption.forecast import train_shard
+
+        return train_shard(settings, run_date, shard, settings.shards)
+
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         """Merge shard outputs: scored shards are published as they are (after the drift check); trained shards
         are tracked and registered first (``finalize_training``)."""
-        from pipelines.retrain import record_inline_retrain
+        from pipelines.retrain_runs import record_inline_retrain
 
         refs = [r.details for r in shards if r.n_rows]
         if not refs:

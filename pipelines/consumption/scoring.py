@@ -27,9 +27,9 @@ import pandas as pd
 from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
 from core.db import get_engine
 from core.settings import Settings
-from pipelines.consumption.artifact import ScoringArtifact, load_artifact, version_by_alias
+from pipelines.consumption.artifact import ScoringArtifact, load_artifact
 from pipelines.consumption.forecast import forecast_frame, load_shard_series, shard_dir, shard_of
-from pipelines.registry import CHALLENGER, serving_version
+from pipelines.serving import serving_plan
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "pae-credit-consumption"  # pipelines.consumption.kind.MODEL_NAME (no import: kind imports this)
@@ -37,37 +37,10 @@ MODEL_NAME = "pae-credit-consumption"  # pipelines.consumption.kind.MODEL_NAME (
 
 def scoring_versions(settings: Settings, as_of: date) -> tuple[dict[str, ScoringArtifact], str]:
     """The artifacts to score with, by arm, and a note; empty when the night must train inline (the note says why).
-
-    The champion arm is served by ``registry.serving_version``: the champion, or a newer version a retrain
-    registered with a ``promote`` decision (publishing its rows then moves the alias, ``apply_published``).
-    """
-    champion = serving_version(get_engine(settings), settings, MODEL_NAME)
-    if champion is None:
-        return {}, "no champion yet: trained inline"
-    try:
-        art = load_artifact(settings, MODEL_NAME, champion)
-    except Exception as exc:  # noqa: BLE001 - any unreadable artifact means: train tonight, and say why
-        return {}, f"champion v{champion} artifact unreadable ({type(exc).__name__}: {exc}): trained inline"
-    if art.trained_through > as_of:
-        return {}, (f"champion v{champion} was trained on data through {art.trained_through}, after {as_of}: "
-                    "trained inline")
-    if art.trained_through == as_of:  # a re-run of the training date: the same training gives the same rows
-        return {}, f"champion v{champion} was trained through {as_of} itself: trained inline again (same version)"
-    versions, note = {CHAMPION_ARM: art}, f"scored with champion v{champion} (trained through {art.trained_through})"
-    if settings.ab_challenger_share > 0:
-        challenger = version_by_alias(settings, MODEL_NAME, CHALLENGER)
-        if challenger is None or challenger == champion:
-            note += "; A/B on but no distinct challenger: every workspace on the champion"
-        else:
-            try:
-                ch = load_artifact(settings, MODEL_NAME, challenger)
-                if ch.trained_through > as_of:
-                    raise ValueError(f"trained through {ch.trained_through}, after {as_of}")
-                versions[CHALLENGER_ARM] = ch
-                note += f"; challenger v{challenger} for {settings.ab_challenger_share:.0%} of workspaces"
-            except Exception as exc:  # noqa: BLE001
-                note += f"; challenger v{challenger} not usable ({exc}): every workspace on the champion"
-    return versions, note
+    The plan is the same for every kind (``pipelines.serving.serving_plan``)."""
+    plan = serving_plan(settings, get_engine(settings), MODEL_NAME, as_of,
+                        lambda v: load_artifact(settings, MODEL_NAME, v), lambda art: art.trained_through)
+    return plan.models, plan.note
 
 
 def _stored_model(art: ScoringArtifact, settings: Settings, level: str, training_shard: int,

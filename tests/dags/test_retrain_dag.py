@@ -17,12 +17,13 @@ def test_retrain_dag_parses_with_its_shape(tmp_path):
     assert bag.import_errors == {}
     dag = bag.get_dag("predictive_analytics_retrain")
     assert dag.max_active_runs == 1 and dag.catchup is False and dag.tags and dag.doc_md
-    assert {"run_date", "reason", "kind"} <= set(dag.params)
+    assert {"run_date", "reason", "kinds"} <= set(dag.params)
     down = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-    assert down["start"] == ["finish", "plan", "record_failure", "train"]
+    assert down["start"] == ["finish", "plan", "record_failure"]
     assert down["plan"] == ["train"] and down["train"] == ["finish", "record_failure"]
     assert down["finish"] == ["record_failure"]
     assert type(dag.get_task("train")).__name__.endswith("MappedOperator")
+    assert type(dag.get_task("finish")).__name__.endswith("MappedOperator")  # one finish per kind
     for t in dag.tasks:
         assert t.owner == "data-platform" and t.retries >= 1 and t.execution_timeout is not None
     assert Settings().retrain_schedule == "0 3 * * 0"  # the DAG's default, kept in step with the setting

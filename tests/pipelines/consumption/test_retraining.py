@@ -15,7 +15,8 @@ import models.forecasting.ensemble as ensemble_module
 import models.forecasting.evaluation as evaluation_module
 from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
 from core.settings import Settings
-from pipelines.consumption.artifact import ScoringArtifact, load_artifact, version_by_alias
+from pipelines.consumption.artifact import ScoringArtifact, load_artifact
+from pipelines.serving import version_by_alias
 from pipelines.consumption.kind import MODEL_NAME
 from tests.conftest import make_events
 

@@ -1,0 +1,140 @@
+"""Which stored model versions a nightly scoring run serves, by A/B arm, for any prediction kind.
+
+Training is split from scoring (``pipelines.retrain``): a retrain registers a version with its scoring artifact
+(an MLflow artifact folder of the training run, no pickles), and the nightly run scores with it. Every kind
+that is split uses the same plan:
+
+* the champion arm is served by ``registry.serving_version`` (the champion, or a newer version a retrain
+  registered with a ``promote`` decision; publishing its rows moves the alias, ``registry.apply_published``);
+* with ``ab_challenger_share`` > 0 and a distinct ``challenger`` alias, the workspaces of the challenger arm
+  (``core.arms.arm_of``) are scored with the challenger version;
+* no champion, an unreadable artifact, or a version trained on data through the run date or later means the
+  night trains inline, and the note says why (a re-run of the training date trains again and, on the same
+  data, gets the same version and rows).
+
+``version_artifact_dir`` downloads a version's artifact folder once per run into the data folder (shared by the
+shards of a run); the kind reads it with its own loader.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable, Generic, TypeVar
+
+import pandas as pd
+
+from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
+from core.settings import Settings
+
+T = TypeVar("T")
+TRAINED_THROUGH_TAG = "pae_trained_through"
+
+
+def version_artifact_dir(settings: Settings, model_name: str, version: str, artifact_dir: str) -> Path:
+    """A local copy of folder ``artifact_dir`` of the training run of ``model_name`` version ``version``."""
+    from pipelines.registry import configure
+
+    mlflow = configure(settings)
+    from mlflow.tracking import MlflowClient
+
+    mv = MlflowClient().get_model_version(model_name, str(version))
+    if not mv.run_id:
+        raise ValueError(f"{model_name} version {version} has no training run")
+    cache = Path(settings.data_dir) / "scoring_artifacts" / mv.run_id
+    if not (cache / artifact_dir).exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".download-"))
+        mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{mv.run_id}/{artifact_dir}", dst_path=str(tmp))
+        try:
+            (tmp / artifact_dir).rename(cache / artifact_dir)
+        except OSError:  # another shard put it there first
+            pass
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cache / artifact_dir
+
+
+def version_by_alias(settings: Settings, model_name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the model or alias does not exist yet."""
+    from pipelines.registry import configure
+
+    configure(settings)
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(model_name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            return None
+        raise
+
+
+def tag_trained_through(settings: Settings, model_name: str, version: str, as_of: date) -> None:
+    """Record on the version the last day of data it was trained on."""
+    from pipelines.registry import configure
+
+    configure(settings)
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient().set_model_version_tag(model_name, str(version), TRAINED_THROUGH_TAG, as_of.isoformat())
+
+
+@dataclass
+class ServingPlan(Generic[T]):
+    """The loaded models to score with, by arm (empty: train inline), and why."""
+
+    models: dict[str, T] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def train_inline(self) -> bool:
+        return not self.models
+
+    def arms(self, workspace_ids: pd.Series, settings: Settings) -> pd.Series:
+        """The arm serving each workspace (all champion unless a challenger is in the plan)."""
+        ids = pd.Series(workspace_ids).astype(str)
+        if CHALLENGER_ARM not in self.models or settings.ab_challenger_share <= 0:
+            return pd.Series(CHAMPION_ARM, index=ids.index)
+        return ids.map(lambda w: arm_of(w, settings.ab_challenger_share, settings.ab_salt))
+
+
+def serving_plan(settings: Settings, engine, model_name: str, as_of: date, load: Callable[[str], T],
+                 trained_through: Callable[[T], date]) -> ServingPlan[T]:
+    """The versions a scoring run of ``as_of`` serves; ``load(version)`` reads one (any exception: unusable)."""
+    from pipelines.registry import CHALLENGER, serving_version
+
+    champion = serving_version(engine, settings, model_name)
+    if champion is None:
+        return ServingPlan(note="no champion yet: trained inline")
+    try:
+        model = load(champion)
+    except Exception as exc:  # noqa: BLE001 - any unreadable artifact means: train tonight, and say why
+        return ServingPlan(note=f"champion v{champion} artifact unreadable ({type(exc).__name__}: {exc}): "
+                                "trained inline")
+    through = trained_through(model)
+    if through > as_of:
+        return ServingPlan(note=f"champion v{champion} was trained on data through {through}, after {as_of}: "
+                                "trained inline")
+    if through == as_of:
+        return ServingPlan(note=f"champion v{champion} was trained through {as_of} itself: trained inline again "
+                                "(same version)")
+    plan = ServingPlan(models={CHAMPION_ARM: model}, versions={CHAMPION_ARM: str(champion)},
+                       note=f"scored with champion v{champion} (trained through {through})")
+    if settings.ab_challenger_share > 0:
+        challenger = version_by_alias(settings, model_name, CHALLENGER)
+        if challenger is None or challenger == str(champion):
+            plan.note += "; A/B on but no distinct challenger: every workspace on the champion"
+            return plan
+        try:
+            ch = load(challenger)
+            if trained_through(ch) > as_of:
+                raise ValueError(f"trained through {trained_through(ch)}, after {as_of}")
+            plan.models[CHALLENGER_ARM], plan.versions[CHALLENGER_ARM] = ch, str(challenger)
+            plan.note += f"; challenger v{challenger} for {settings.ab_challenger_share:.0%} of workspaces"
+        except Exception as exc:  # noqa: BLE001
+            plan.note += f"; challenger v{challenger} not usable ({exc}): every workspace on the champion"
+    return plan
