@@ -3,8 +3,10 @@
 The last ``--days`` (120) days of the prepared platform (``bench.prepare``) are replayed one date at a time, in
 order, with the real code and only this kind's steps: the ``agent_daily`` feature set as of the date (the features
 step's part for this kind), then ``predict_step`` / ``finalize_step`` / ``publish_step`` of ``pipelines.nightly``
-with ``kinds=agent_errors`` (train when the champion is due, every ``PAE_AGENT_ERROR_RETRAIN_DAYS`` = 7 days, else
-score with it; MLflow, registry, one publish transaction per night). Each night sees the data up to its date only.
+with ``kinds=agent_errors`` (score with the served version; when it is due, every ``PAE_AGENT_ERROR_RETRAIN_DAYS`` =
+7 days, the night records a pending ``schedule`` retrain, which the replay then runs with ``pipelines.retrain.retrain``
+as the retrain DAG would, so the next night serves the new version if its decision is ``promote``; MLflow, registry,
+one publish transaction per night). Each night sees the data up to its date only.
 
 Scored against ``ground_truth/incidents.parquet`` (peaks are workspace-local dates; days here are UTC days, most of
 each local day falls on the UTC day of the same date):
@@ -102,12 +104,14 @@ def _replay(settings, url: str, dates: list[date]) -> dict:
     from pipelines.features.sets import AGENT_DAILY
     from pipelines.features.store import load_daily_aggregates, refresh_daily_aggregates, write_offline
     from pipelines.nightly import finalize_step, predict_step, publish_step
+    from pipelines.retrain import retrain
+    from pipelines.retrain_runs import pending_retrain
 
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     rebuilt = refresh_daily_aggregates(settings.staging_dir, settings.offline_store_dir)
     migration_s = time.perf_counter() - t0
-    get_engine(url=url)
+    engine = get_engine(url=url)
     nights = []
     for i, d in enumerate(dates):
         t0 = time.perf_counter()
@@ -120,7 +124,15 @@ def _replay(settings, url: str, dates: list[date]) -> dict:
         t3 = time.perf_counter()
         published = publish_step(d.isoformat(), [result], settings)
         t4 = time.perf_counter()
-        nights.append({"date": d.isoformat(), "features_s": t1 - t0, "predict_s": t2 - t1, "finalize_s": t3 - t2,
+        retrained = None  # training is split from scoring: a pending (schedule) retrain runs as the retrain DAG would
+        if pending_retrain(engine, "agent_errors") is not None:
+            r0 = time.perf_counter()
+            retrained = retrain("agent_errors", "schedule", d.isoformat(), settings)
+            retrained["seconds"] = time.perf_counter() - r0
+            print(f"    {d}  retrain  {retrained['seconds']:5.1f} s  v{retrained['model_version']} "
+                  f"({retrained['decision']})", flush=True)
+        nights.append({"retrain": retrained and {k: retrained[k] for k in ("model_version", "decision", "seconds")},
+                       "date": d.isoformat(), "features_s": t1 - t0, "predict_s": t2 - t1, "finalize_s": t3 - t2,
                        "publish_s": t4 - t3, "kind_s": t4 - t1, "mode": shard.details.get("mode"),
                        "status": result.status, "reason": result.reason, "version": result.model_version,
                        "train_s": shard.details.get("train_seconds"), "rows": published[0].rows,
@@ -256,6 +268,11 @@ def main() -> None:
         print(f"    {mode:<8} nights {len(grp):3d}: kind median {grp['kind_s'].median():5.1f} s, max {grp['kind_s'].max():5.1f} s"
               f" (train median {pd.to_numeric(grp['train_s']).median() if mode == 'trained' else 0:4.1f} s);"
               f" features median {grp['features_s'].median():4.1f} s")
+    retrains = [r for r in nights["retrain"] if r] if "retrain" in nights else []
+    if retrains:
+        print(f"    retrains (split from scoring) {len(retrains):3d}: median "
+              f"{pd.Series([r['seconds'] for r in retrains]).median():5.1f} s; decisions "
+              f"{pd.Series([r['decision'] for r in retrains]).value_counts().to_dict()}")
     print(f"    peak RSS of the replay process {rss:.0f} MiB; statuses: "
           f"{alerts['status'].value_counts().to_dict()}", flush=True)
     trained = nights[nights["mode"] == "trained"]

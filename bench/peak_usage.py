@@ -118,7 +118,7 @@ def real_series(level: int = 95) -> pd.DataFrame:
 
     from models.peaks import PeakForecaster
     from pipelines.peak_usage.evaluation import actual_days, day_metrics
-    from pipelines.peak_usage.forecast import _peaks
+    from pipelines.peak_usage.forecast import forecast_peaks
 
     df = pd.read_csv(REAL, parse_dates=["ds"])
     end = df.groupby("unique_id")["ds"].transform("max")
@@ -131,7 +131,7 @@ def real_series(level: int = 95) -> pd.DataFrame:
                      **{m: (m,) for m in members}}.items():
         model = PeakForecaster(members=ms, n_jobs=2, cache=cache).fit(train)
         first = [(pd.Timestamp(e) + pd.Timedelta(hours=1)).date() for e in model.ends_]
-        peaks, _, _ = _peaks(model, 168, first, 7, level)
+        peaks, _, _ = forecast_peaks(model, 168, first, 7, level)
         parts.append(day_metrics(peaks, actual, name))
     parts.append(baseline_days(df, {}, [SeasonalNaive(season_length=168, alias="SeasonalNaive168"),
                                         MSTL(season_length=[24, 168], alias="MSTL")], level))

@@ -14,6 +14,9 @@ On the prepared platform (``bench/prepare.py``), with C = the platform's last da
 Targets at 1,000 workspaces: scoring well under 2 min, retrain <= 5 min; where the time goes is printed. MLflow
 state goes to a tracking store of its own under ``bench/out/training_time_<n>/``.
 
+``--compare-search`` scores night C a second time with the same artifact read as format 1 (no stored
+specifications: the members search theirs, as scoring did before format 2) and prints both costs and accuracies.
+
     .venv/bin/python bench/training_time.py --workspaces 100
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import resource
 import sys
 import time
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -60,6 +64,9 @@ def main() -> None:
                     help="only time nightly scoring at C with this scoring artifact folder (e.g. another platform's): "
                          "workspaces it does not know take the default weights, so every member with weight is "
                          "fitted on every series (an upper bound of the scoring cost); no retrain, no accuracy")
+    ap.add_argument("--compare-search", action="store_true",
+                    help="also score night C with the members' specification search (the artifact read as format 1, "
+                         "as before stored specifications): cost and accuracy beside the stored specifications")
     ap.add_argument("--earlier-days", type=int, default=0,
                     help="move C this many days earlier (a second run beside another one writes other folders)")
     args = ap.parse_args()
@@ -120,31 +127,45 @@ def main() -> None:
     # 2. nightly scoring at C with its stored model
     art = read_artifact("given", args.score_with_artifact) if args.score_with_artifact else \
         load_artifact(settings, MODEL_NAME, old["model_version"])
-    t0, c0 = time.perf_counter(), cpu_seconds()
     # scoring alone runs a day later, so its shard folders never meet a retrain's at C
     night = cutoff + timedelta(days=1) if args.score_with_artifact else cutoff
-    refs = [score_shard(settings, night, k, settings.shards, {"champion": art}) for k in range(settings.shards)]
-    t_fits = time.perf_counter() - t0
-    drift = drift_figures(settings, art.trained_through, night)
-    t_score, c_score = time.perf_counter() - t0, cpu_seconds() - c0
-    scored = pd.concat([pd.read_parquet(Path(r["path"]) / "forecast.parquet") for r in refs], ignore_index=True)
-    n_ws = sum(r["n_workspaces"] for r in refs)
-    print(f"\nnightly scoring at {night}: {t_score:.1f} s wall, {c_score:.1f} s CPU for {n_ws} workspaces "
-          f"({sum(r['n_series'] for r in refs)} series; target well under 120 s at 1,000 workspaces)")
-    per_shard = ", ".join(f"{r['seconds']:.1f} s" for r in refs)
-    print(f"  per shard: {per_shard}; drift check "
-          f"{t_score - t_fits:.1f} s (PSI {drift['psi']}); unknown workspaces "
-          f"{sum(r['unknown_workspaces'] for r in refs)}, backtests run: 0")
-    member_seconds: dict[str, float] = {}
-    for r in refs:
-        for k, v in r["member_seconds"].items():
-            member_seconds[k] = member_seconds.get(k, 0.0) + v
-    print("  where the time goes (member fits, s): "
-          + ", ".join(f"{k} {v:.1f}" for k, v in sorted(member_seconds.items(), key=lambda kv: -kv[1])))
+
+    def nightly_scoring(artifact, label: str) -> pd.DataFrame:
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        refs = [score_shard(settings, night, k, settings.shards, {"champion": artifact})
+                for k in range(settings.shards)]
+        t_fits = time.perf_counter() - t0
+        drift = drift_figures(settings, artifact.trained_through, night)
+        t_score, c_score = time.perf_counter() - t0, cpu_seconds() - c0
+        scored = pd.concat([pd.read_parquet(Path(r["path"]) / "forecast.parquet") for r in refs], ignore_index=True)
+        n_ws = sum(r["n_workspaces"] for r in refs)
+        print(f"\nnightly scoring at {night}{label}: {t_score:.1f} s wall, {c_score:.1f} s CPU for {n_ws} workspaces "
+              f"({sum(r['n_series'] for r in refs)} series; target well under 120 s at 1,000 workspaces)")
+        per_shard = ", ".join(f"{r['seconds']:.1f} s" for r in refs)
+        print(f"  per shard: {per_shard}; drift check "
+              f"{t_score - t_fits:.1f} s (PSI {drift['psi']}); unknown workspaces "
+              f"{sum(r['unknown_workspaces'] for r in refs)}, backtests run: 0")
+        member_seconds: dict[str, float] = {}
+        fixed: dict[str, int] = {}
+        for r in refs:
+            for k, v in r["member_seconds"].items():
+                member_seconds[k] = member_seconds.get(k, 0.0) + v
+            for k, v in r.get("fixed_specs", {}).items():
+                fixed[k] = fixed.get(k, 0) + v
+        print("  where the time goes (member fits, s): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in sorted(member_seconds.items(), key=lambda kv: -kv[1])))
+        print(f"  specifications: {refs[0].get('specs')}; series fitted with their stored one: {fixed}")
+        if args.score_with_artifact:
+            print(f"  unknown to the artifact: {sum(r['unknown_workspaces'] for r in refs)} workspaces, "
+                  f"{sum(r['unknown_feature_series'] for r in refs)} feature series (default weights)")
+        return scored
+
+    scored = nightly_scoring(art, "")
+    searched = None
+    if args.compare_search:  # the same artifact without its stored specifications: the search, as before format 2
+        searched = nightly_scoring(replace(art, config={**art.config, "format": 1}), " (searching specifications)")
 
     if args.score_with_artifact:
-        print(f"  unknown to the artifact: {sum(r['unknown_workspaces'] for r in refs)} workspaces, "
-              f"{sum(r['unknown_feature_series'] for r in refs)} feature series (default weights)")
         return
     if args.stale_days:
         _, _, reference = full_retrain()
@@ -156,6 +177,8 @@ def main() -> None:
     history = totals[totals["ds"] <= pd.Timestamp(cutoff)]
     forecasts = {f"stored weights of v{old['model_version']} (trained {stale})": _levels(scored),
                  f"full retrain at {cutoff}": _levels(reference)}
+    if searched is not None:
+        forecasts[f"v{old['model_version']}, specifications searched"] = _levels(searched)
     summary = summarize(series_metrics(actual, forecasts, history))
     print(f"\nholdout accuracy, workspace totals, {HOLDOUT} days after {cutoff} (unseen by both):")
     print(summary[["model", "n_series", "median_mase", "pooled_wape", "median_mape", "coverage_95"]].to_string(

@@ -23,3 +23,11 @@ def arm_of(workspace_id: str, share: float, salt: str = "pae-ab") -> str:
     if not 0 <= share <= 1:
         raise ValueError(f"A/B challenger share must be between 0 and 1, got {share}")
     return CHALLENGER_ARM if arm_fraction(str(workspace_id), salt) < share else CHAMPION_ARM
+
+
+def workspace_arm(workspace_id: str, share: float, salt: str = "pae-ab") -> str:
+    """The arm of a workspace given by its source id or its UUID: hashed on the UUID (``core.ids``), the key the
+    published tables and the snapshots use, so every kind and the publisher agree."""
+    from core.ids import entity_uuid
+
+    return arm_of(str(entity_uuid("workspace", str(workspace_id))), share, salt)

@@ -36,6 +36,9 @@ INTERVAL_80_SUFFIX: Final = "_80"
 DAY: Final = "day"
 HOUR: Final = "hour"
 LIKELY: Final = "likely"
+# the scenarios the nightly run publishes (growth: worst/likely/best; the other kinds: likely); on-demand jobs publish
+# under their own, core.jobs.ON_DEMAND_SCENARIO. Each publish target owns one of these sets (pipelines/publish.py).
+NIGHTLY_SCENARIOS: Final = ("worst", LIKELY, "best")
 
 # analytics.churn_predictions target (ml_models.target_metric)
 CHURN_30D: Final = "churn_30d"

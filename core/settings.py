@@ -6,10 +6,10 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.storage import StoragePath, storage_root
+from core.storage import StoragePath, is_remote, storage_root
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,6 +143,13 @@ class Settings(BaseSettings):
                                      "backtest's promise.")
     monitor_alert_margin: float = Field(default=0.25, ge=0, description="Alert when realised WAPE is worse than "
                                         "the promised holdout WAPE by more than this share.")
+    snapshot_retention_days: int = Field(default=400, ge=90, description="Retention: each night (monitor step) "
+                                         "deletes analytics.prediction_snapshots rows whose predicted day is more "
+                                         "than this many days before the run date (scored accuracy rows stay). Must "
+                                         "cover the longest monitoring window plus the 30-day snapshot horizon.")
+    job_retention_days: int = Field(default=30, ge=1, description="Retention: each night (monitor step) deletes "
+                                    "on-demand jobs (analytics.prediction_jobs) finished (succeeded or failed) more "
+                                    "than this many days before the run date; their idempotency keys become free.")
     ab_challenger_share: float = Field(default=0.0, ge=0, le=0.5, description="A/B: share of workspaces (a "
                                        "stable hash, core.arms) served by the challenger version; 0 turns A/B off.")
     ab_salt: str = Field(default="pae-ab", description="A/B: salt of the workspace hash; changing it reshuffles arms.")
@@ -207,6 +214,16 @@ class Settings(BaseSettings):
     airflow_password: SecretStr = Field(default=SecretStr(""), description="On-demand jobs: password for Airflow's "
                                         "/auth/token.")
 
+    @model_validator(mode="after")
+    def _snapshots_cover_the_windows(self) -> "Settings":
+        # 30: the longest snapshot horizon (pipelines.monitor.SNAPSHOT_HORIZONS) and churn's outcome window
+        need = max(self.monitor_window_days, self.monitor_rescore_days, self.ab_window_days) + 30
+        if self.snapshot_retention_days < need:
+            raise ValueError(f"snapshot_retention_days ({self.snapshot_retention_days}) must be at least {need}: the "
+                             "longest monitoring window (monitor_window_days, monitor_rescore_days, ab_window_days) "
+                             "plus the 30-day snapshot horizon")
+        return self
+
     @property
     def embedded_database(self) -> bool:
         """True when no DATABASE_URL is set and the engine runs its own embedded PostgreSQL (the demo)."""
@@ -231,6 +248,23 @@ class Settings(BaseSettings):
     @property
     def offline_store_dir(self) -> StoragePath:
         return self.storage_root / "offline_store"
+
+    @property
+    def runs_root(self) -> StoragePath:
+        """Where the prediction kinds' shard outputs and merged frames are shared between tasks:
+        ``<storage_uri>/runs`` when ``storage_uri`` is set, else ``data_dir`` (they are written there already)."""
+        return self.storage_root / "runs" if self.storage_uri else self.data_dir
+
+    @property
+    def mlflow_artifact_root(self) -> str | None:
+        """Where new MLflow experiments keep their artifacts when ``storage_uri`` is remote (``<storage_uri>/mlflow``;
+        S3 through ``MLFLOW_S3_ENDPOINT_URL``); None otherwise (``artifact_dir`` on the local disk)."""
+        root = self.storage_root
+        return str(root / "mlflow") if is_remote(root) else None
+
+    def storage_path(self, uri: str | Path) -> StoragePath:
+        """A path a step returned (a local path or an ``s3://`` URI) as a Path or a RemotePath on this endpoint."""
+        return storage_root(uri, self.s3_endpoint_url)
 
     @property
     def rejects_dir(self) -> Path:

@@ -5,7 +5,9 @@
 through ``pyarrow.fs`` for Parquet). Both support the few path operations the stores use (``/``,
 ``parent``, ``name``, ``exists()``, ``stat().st_mtime_ns``, ``glob``), and the Parquet helpers below take
 either, so a store's code is the same for both. ``str()`` of a remote path is its URI: what steps pass
-between machines (XCom) instead of local paths.
+between machines (XCom) instead of local paths. ``read_frame``/``write_frame`` read and write a pandas frame at
+either; ``copy_tree`` copies a file or folder between the local disk and a bucket, replacing the target (how the
+prediction kinds' shard outputs are shared: ``pipelines.results``).
 
 The S3 endpoint and credentials come from the standard variables (``AWS_ACCESS_KEY_ID``,
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``) and the endpoint given to :func:`storage_root`
@@ -179,3 +181,73 @@ def file_mtimes(root: StoragePath, pattern: str) -> dict[StoragePath, int]:
         return {RemotePath(root.scheme, k, root.endpoint_url): _stat(info).st_mtime_ns
                 for k, info in sorted(found.items()) if info.get("type", "file") == "file"}
     return {p: p.stat().st_mtime_ns for p in sorted(root.glob(pattern)) if p.is_file()}
+
+
+def read_frame(path: StoragePath, columns: list[str] | None = None):
+    """A Parquet file as a pandas frame (``pd.read_parquet`` on a local path, through ``pyarrow.fs`` remotely)."""
+    import pandas as pd
+
+    if isinstance(path, RemotePath):
+        return pd.read_parquet(path.key, columns=columns, filesystem=path.arrow_fs)
+    return pd.read_parquet(path, columns=columns)
+
+
+def write_frame(frame, target: StoragePath) -> None:
+    """``frame.to_parquet`` at a local path (folders made) or as one object."""
+    if isinstance(target, RemotePath):
+        frame.to_parquet(target.key, filesystem=target.arrow_fs)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(target)
+
+
+def _files(src: StoragePath) -> list[tuple[str, str]]:
+    """(file, path relative to ``src``) for every file under folder ``src``, or ``[(src, "")]`` for a file."""
+    if isinstance(src, RemotePath):
+        keys = sorted(src.fs.find(src.key))
+        if keys == [src.key]:
+            return [(src.key, "")]
+        return [(k, k[len(src.key) + 1:]) for k in keys if k.startswith(src.key + "/")]
+    if src.is_file():
+        return [(str(src), "")]
+    return [(str(p), p.relative_to(src).as_posix()) for p in sorted(src.rglob("*")) if p.is_file()]
+
+
+def _remove(target: StoragePath) -> None:
+    if isinstance(target, RemotePath):
+        keys = [key for key, _ in _files(target)]  # the key itself or the keys under "key/", never a sibling
+        if keys:
+            target.fs.rm(keys)
+    elif target.is_dir():
+        import shutil
+
+        shutil.rmtree(target)
+    elif target.exists():
+        target.unlink()
+
+
+def copy_tree(src: StoragePath, dst: StoragePath) -> int:
+    """Copy a file or folder ``src`` to ``dst`` (local or remote, either way round), replacing what ``dst`` held
+    (files left from an earlier copy would otherwise look like this run's); returns the files copied."""
+    if isinstance(src, RemotePath) and isinstance(dst, RemotePath):
+        raise ValueError(f"copying between object stores is not supported ({src} -> {dst})")
+    files = _files(src)
+    _remove(dst)
+    if not files:  # an empty (or missing) folder: nothing left at dst either
+        return 0
+    targets = [f"{dst.key}/{rel}" if rel else dst.key for _, rel in files] if isinstance(dst, RemotePath) \
+        else [str(dst / rel) if rel else str(dst) for _, rel in files]
+    sources = [f for f, _ in files]
+    if isinstance(dst, RemotePath):
+        dst.fs.put(sources, targets)
+    elif isinstance(src, RemotePath):
+        for t in targets:
+            Path(t).parent.mkdir(parents=True, exist_ok=True)
+        src.fs.get(sources, targets)
+    else:
+        import shutil
+
+        for s, t in zip(sources, targets):
+            Path(t).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s, t)
+    return len(files)

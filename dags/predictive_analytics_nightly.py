@@ -14,8 +14,9 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 6. **publish**: one transaction per prediction set (upsert), then **monitor**: realised accuracy of earlier
    predictions whose days have now happened, and alerts when it is worse than the backtest promised;
 7. **record_run** in `analytics.pipeline_runs`;
-8. **retrain_pending** / **trigger_retrain**: when the consumption drift check or accuracy alert recorded a
-   pending retrain (`analytics.retrain_runs`), trigger `predictive_analytics_retrain`, which takes it over.
+8. **retrain_pending** / **trigger_retrain**: when a kind's drift check, accuracy alert or champion age recorded a
+   pending retrain (`analytics.retrain_runs`), trigger `predictive_analytics_retrain` for those kinds, which takes
+   the requests over (each keeps its reason).
 
 The `kinds` param runs a subset (e.g. `["churn"]`); the other kinds' tasks return "skipped" at once.
 
@@ -28,11 +29,11 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, get_current_context, task
 
 from pipelines.kinds import kind_names
 
+RETRAIN_DAG_ID = "predictive_analytics_retrain"
 DEFAULT_ARGS = {
     "owner": "data-platform",
     "retries": 2,
@@ -146,12 +147,31 @@ def predictive_analytics_nightly():
         return record_run_step(run_date, published)
 
     @task.short_circuit
-    def retrain_pending(recorded: dict) -> bool:
-        """True when the consumption drift check or accuracy alert recorded a pending retrain (pipelines/drift.py)."""
+    def retrain_pending(recorded: dict) -> list[str]:
+        """The kinds whose drift check, accuracy alert or champion age recorded a pending retrain
+        (`analytics.retrain_runs`); none: the trigger is skipped."""
         from core.db import get_engine
-        from pipelines.retrain_runs import pending_retrain
+        from pipelines.retrain_runs import pending_kinds
 
-        return pending_retrain(get_engine(), "consumption") is not None
+        return pending_kinds(get_engine())
+
+    @task
+    def trigger_retrain(dag_run=None, ti=None) -> None:
+        """Trigger `predictive_analytics_retrain` for the kinds with a pending request (each keeps its reason). The
+        task runner starts the run when a task
+        raises `DagRunTriggerException` (what `TriggerDagRunOperator` raises), so no operator import at parse time;
+        the run id follows this run's, so a retry does not start a second one."""
+        from datetime import timezone
+
+        from airflow.sdk.exceptions import DagRunTriggerException
+
+        kinds = ",".join(ti.xcom_pull(task_ids="retrain_pending") or []) or "all"
+        raise DagRunTriggerException(
+            trigger_dag_id=RETRAIN_DAG_ID, dag_run_id=f"drift__{dag_run.run_id}",
+            conf={"reason": "drift", "kinds": kinds},
+            logical_date=None, run_after=datetime.now(timezone.utc), reset_dag_run=False,
+            skip_when_already_exists=True, wait_for_completion=False, allowed_states=["success"],
+            failed_states=["failed"], poke_interval=60, deferrable=False)
 
     run_date = resolve_date()
     extracted = extract(run_date)
@@ -166,8 +186,7 @@ def predictive_analytics_nightly():
     published = publish(run_date, results)
     recorded = record_run(run_date, published, monitor(run_date, published))
     # an early retrain (drift, accuracy alert): the retrain DAG takes the pending request over
-    retrain_pending(recorded) >> TriggerDagRunOperator(
-        task_id="trigger_retrain", trigger_dag_id="predictive_analytics_retrain", conf={"reason": "drift"})
+    retrain_pending(recorded) >> trigger_retrain()
 
 
 predictive_analytics_nightly()

@@ -12,12 +12,13 @@ window: ``window`` (the backtest cutoff), ``metric`` (the metric aggregated over
 optionally, ``coverage`` (the share of actuals inside the interval, 0 to 1).
 
 ``compare_arms`` compares the A/B arms' realised accuracy (challenger - champion with a seeded workspace-level
-bootstrap interval); ``pipelines/ab.py`` runs it each night.
+bootstrap interval), ``compare_brier_arms`` the same for a classification kind's Brier score (churn);
+``pipelines/ab.py`` runs them each night.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -263,3 +264,33 @@ def compare_arms(per_workspace: pd.DataFrame, *, min_workspace_days: int = 200, 
               f"interval below {-min_improvement:+.1%})")
     return ArmComparison(verdict=verdict, reason=reason, diff=diff, ci_low=ci_low, ci_high=ci_high,
                          relative_diff=relative, relative_ci_low=rel_low, relative_ci_high=rel_high, **base)
+
+
+BRIER_ARM_COLUMNS = ("workspace_id", "arm", "brier_sum", "n")
+
+
+def compare_brier_arms(per_workspace: pd.DataFrame, *, min_scored: int = 200, min_improvement: float = 0.02,
+                       n_boot: int = 2000, confidence: float = 0.95, seed: int = 0) -> ArmComparison:
+    """Compare the A/B arms' realised Brier score of a classification kind (e.g. churn; lower is better).
+
+    Each arm's metric is its pooled Brier score, ``sum(brier_sum) / sum(n)`` over the window; the interval and the
+    verdict are :func:`compare_arms`'s (the same seeded bootstrap resampling workspaces within each arm, the same
+    thresholds), with ``min_scored`` scored rows (e.g. users with a known outcome) per arm in place of
+    workspace-days: ``workspace_days_*`` hold the scored rows and ``wape_*`` are None.
+
+    Args:
+        per_workspace: one row per workspace × arm with ``workspace_id, arm, brier_sum`` (the sum of
+            ``(probability - outcome)²``) and ``n`` (the rows scored) over the window.
+    """
+    missing = set(BRIER_ARM_COLUMNS) - set(per_workspace.columns)
+    if missing:
+        raise ValueError(f"per-workspace outcomes lack column(s) {sorted(missing)}; expected {list(BRIER_ARM_COLUMNS)}")
+    n = per_workspace["n"].astype(float)
+    frame = per_workspace.assign(abs_error=per_workspace["brier_sum"].astype(float), naive_abs_error=n,
+                                 actual_total=n, workspace_days=per_workspace["n"].astype(int))
+    result = compare_arms(frame, min_workspace_days=min_scored, min_improvement=min_improvement, n_boot=n_boot,
+                          confidence=confidence, seed=seed)
+    reason = (result.reason.replace("workspace-days", "scored rows").replace(" and a non-zero naive error",
+                                                                             " and a non-zero Brier score")
+              if result.verdict == INSUFFICIENT else f"Brier {result.reason}")
+    return replace(result, metric="brier", wape_champion=None, wape_challenger=None, reason=reason)

@@ -10,7 +10,9 @@ a re-run). When the whole interval says the challenger is at least ``ab_min_impr
 challenger arm was served by another version than the champion, a ``promote`` decision is recorded
 (``analytics.model_decisions`` with ``source = 'ab_realised'``, MLflow tags ``pae_ab_decision*`` on the version,
 ``ml_models.performance_metrics.ab_decision``); the next publish of that kind applies it
-(``pipelines.registry.apply_published``).
+(``pipelines.registry.apply_published``). A classification kind (churn: ``ab_outcomes``) is compared the same way
+on its realised Brier score (``compare_outcome_arms``, ``metric = 'brier'``; ``workspace_days_*`` count scored
+users).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
 from core.settings import Settings
-from models.promotion import CHALLENGER_BETTER, ArmComparison
+from models.promotion import CHALLENGER_BETTER, ArmComparison, compare_brier_arms
 from models.promotion import compare_arms as compare_arm_frames
 from pipelines.registry import (AB_REALISED, PROMOTE, champion_version, json_ready, keyed_run, record_decision,
                                 tag_decision)
@@ -116,6 +118,36 @@ def compare_arms(engine: Engine, settings: Settings, *, kind: str, prediction_ty
     result = compare_arm_frames(frame, min_workspace_days=settings.ab_min_workspace_days,
                                 min_improvement=settings.ab_min_improvement, n_boot=settings.ab_bootstrap_samples,
                                 confidence=CONFIDENCE, seed=0)
+    return _record(engine, settings, kind=kind, prediction_type=prediction_type, model_name=model_name,
+                   run_date=run_date, result=result, versions=versions)
+
+
+def compare_outcome_arms(engine: Engine, settings: Settings, *, kind: str, prediction_type: str,
+                         model_name: str | None, run_date: date, outcomes: pd.DataFrame | None) -> dict:
+    """The A/B comparison of a classification kind (churn) on its realised Brier score (``models.promotion.
+    compare_brier_arms``: per workspace × arm the Brier sums of ``outcomes``, the same seeded workspace bootstrap,
+    each arm needing ``ab_min_workspace_days`` scored rows), recorded like ``compare_arms``.
+
+    ``outcomes``: the kind's realised outcomes whose windows closed in the last ``ab_window_days`` (columns
+    ``workspace_id, arm, model_version, as_of_date, probability, outcome``); none records nothing."""
+    if outcomes is None or len(outcomes) == 0:
+        return {"kind": kind, "run_date": run_date.isoformat(), "verdict": None, "promote": False,
+                "reason": f"no realised outcomes of {prediction_type} in the last {settings.ab_window_days} days"}
+    p, y = outcomes["probability"].astype(float), outcomes["outcome"].astype(float)
+    per = (outcomes.assign(brier=(p - y) ** 2).groupby(["workspace_id", "arm"], as_index=False)
+           .agg(brier_sum=("brier", "sum"), n=("brier", "size")))
+    result = compare_brier_arms(per, min_scored=settings.ab_min_workspace_days,
+                                min_improvement=settings.ab_min_improvement, n_boot=settings.ab_bootstrap_samples,
+                                confidence=CONFIDENCE, seed=0)
+    latest = outcomes.sort_values("as_of_date").groupby("arm")["model_version"].last()  # most recent per arm
+    return _record(engine, settings, kind=kind, prediction_type=prediction_type, model_name=model_name,
+                   run_date=run_date, result=result, versions={str(a): str(v) for a, v in latest.items()})
+
+
+def _record(engine: Engine, settings: Settings, *, kind: str, prediction_type: str, model_name: str | None,
+            run_date: date, result: ArmComparison, versions: dict) -> dict:
+    """Upsert the comparison into ``analytics.ab_comparisons``, log it to MLflow and record the ``promote``
+    decision it earns (module docstring); returns the row with ``promote`` and ``reason``."""
     champ = champion_version(model_name, settings) if model_name else None
     champion = str(champ.version) if champ is not None else versions.get(CHAMPION_ARM)
     challenger = versions.get(CHALLENGER_ARM)

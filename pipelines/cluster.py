@@ -54,6 +54,12 @@ class LocalCluster:
     metadata_db: str = "pae_airflow"
     port: int = 8080
     workers: int = 2
+    # each worker its own data_dir (``<data_dir>/<worker>``), as on separate machines: everything tasks hand on
+    # must then go through storage_uri, the database and the MLflow tracking store
+    worker_data_dirs: bool = False
+    # the Celery queue the tasks go to and the workers serve: another cluster on the same Redis database (e.g. a
+    # second test run) must use another one, or its workers take these tasks (and fail: another JWT secret)
+    queue: str = "default"
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -86,6 +92,7 @@ class LocalCluster:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta,
             "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta.replace("+psycopg2", ""),
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
@@ -98,6 +105,9 @@ class LocalCluster:
             "DATABASE_URL": self.settings.database_url or "",
             "PAE_DATA_DIR": str(self.settings.data_dir),
             "PAE_SHARDS": str(self.settings.shards),
+            "MLFLOW_TRACKING_URI": self.settings.tracking_uri,
+            **({"PAE_STORAGE_URI": self.settings.storage_uri} if self.settings.storage_uri else {}),
+            **({"PAE_S3_ENDPOINT_URL": self.settings.s3_endpoint_url} if self.settings.s3_endpoint_url else {}),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         }
 
@@ -129,12 +139,14 @@ class LocalCluster:
             "dag-processor": [self._airflow(), "dag-processor"],
         }
         for i in range(1, self.workers + 1):
-            commands[f"worker-{i}"] = [self._airflow(), "celery", "worker", "--concurrency", "1",
-                                       "--skip-serve-logs", "--celery-hostname", f"worker-{i}@%h"]
+            commands[f"worker-{i}"] = [self._airflow(), "celery", "worker", "--concurrency", "1", "--queues",
+                                       self.queue, "--skip-serve-logs", "--celery-hostname", f"worker-{i}@%h"]
         for name, cmd in commands.items():
             out = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+            own = {"PAE_DATA_DIR": str(self.settings.data_dir / name)} \
+                if self.worker_data_dirs and name.startswith("worker-") else {}
             self.processes[name] = subprocess.Popen(
-                cmd, env={**env, "PAE_WORKER_NAME": name}, stdout=out, stderr=subprocess.STDOUT,
+                cmd, env={**env, "PAE_WORKER_NAME": name, **own}, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

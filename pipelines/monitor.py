@@ -80,6 +80,14 @@ def snapshot_predictions(conn: sa.Connection, prediction_type: str, as_of: date,
                                     "metrics": list(scope.metrics)}).rowcount
 
 
+def prune_snapshots(engine: Engine, run_date: date, keep_days: int) -> int:
+    """Retention: delete the snapshots whose predicted day is more than ``keep_days`` before ``run_date`` (their
+    scored rows in ``prediction_accuracy`` stay); the number deleted."""
+    with engine.begin() as conn:
+        return conn.execute(sa.text("delete from analytics.prediction_snapshots where prediction_date < :cutoff"),
+                            {"cutoff": run_date - timedelta(days=keep_days)}).rowcount
+
+
 def _score_sql(realised_sql: str, realised_hour: bool = False) -> str:
     """``realised_hour``: the realised rows carry ``actual_hour`` (when the day's value happened), scored as
     ``hour_hits`` against the predicted hour (within one hour, circular)."""

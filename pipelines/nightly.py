@@ -2,7 +2,8 @@
 
 Each ``*_step`` is what one Airflow task calls (``dags/predictive_analytics_nightly.py``); ``run_nightly``
 calls them in order without Airflow (``pae run --date D``). Steps exchange references only: dates, shard
-numbers, paths under ``data_dir`` and MLflow run ids; data stays in the stores. Every step records itself
+numbers, paths (under ``data_dir``, or URIs under ``runs_root`` with ``storage_uri`` set: ``pipelines.results``)
+and MLflow run ids; data stays in the stores. Every step records itself
 in ``analytics.pipeline_runs``. Nothing is published before every gate and model step has succeeded, and
 publishing is one transaction per prediction set, so a failed run leaves the previous predictions served.
 """
@@ -16,7 +17,8 @@ from core.contracts import RunStatus
 from core.db import get_engine, migrate
 from core.runs import recorded_step
 from core.settings import Settings, get_settings, limit_threads
-from pipelines.results import KindResult, PublishResult, ShardResult
+from core.storage import read_frame
+from pipelines.results import KindResult, PublishResult, ShardResult, localize_shards, share_kind, share_shard
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +144,7 @@ def predict_step(run_date: str, kind: str, shard: int, kinds: str | list[str] | 
             result = ShardResult(kind=kind, shard=shard, status=RunStatus.INSUFFICIENT_DATA,
                                  details={"status": RunStatus.INSUFFICIENT_DATA, "reason": reason})
         else:
-            result = get_kind(kind).run_shard(settings, engine, d, shard)
+            result = share_shard(get_kind(kind).run_shard(settings, engine, d, shard), settings)
         rec.status = result.status
         rec.row_counts = {"series": result.n_series, "rows": result.n_rows}
         rec.mlflow_run_ids = [result.mlflow_run_id] if result.mlflow_run_id else []
@@ -164,7 +166,8 @@ def finalize_step(run_date: str, kind: str, shards: list[ShardResult | dict], ki
         if results and all(r.status == RunStatus.INSUFFICIENT_DATA for r in results):
             result = KindResult(kind=kind, status=RunStatus.INSUFFICIENT_DATA, reason=results[0].details.get("reason"))
         else:
-            result = get_kind(kind).finalize(settings, engine, d, results)
+            merged = get_kind(kind).finalize(settings, engine, d, localize_shards(results, settings))
+            result = share_kind(merged, settings)  # the frames it hands to the publisher, shared
             _record_registration(engine, kind, d, result)
         rec.status = result.status
         rec.row_counts = result.counts
@@ -200,8 +203,6 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
     After a kind's transaction commits, the ``champion`` alias moves to the version its decisions earned
     (``pipelines.registry.apply_published``): never before its predictions are served.
     """
-    import pandas as pd
-
     from pipelines.ab import assign_snapshot_arms
     from pipelines.kinds import get_kind
     from pipelines.monitor import snapshot_predictions, snapshot_scope
@@ -217,7 +218,7 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
             if not result.publishable:
                 out.append(PublishResult(kind=result.kind, status=result.status, reason=result.reason))
                 continue
-            frame = pd.read_parquet(result.frame_path)
+            frame = read_frame(settings.storage_path(result.frame_path))
             with engine.begin() as conn:
                 if result.publish_to == "predictions":
                     stats = publish_predictions(conn, frame, result.prediction_type, d)
@@ -227,7 +228,7 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
                                          settings.ab_salt)
                 else:
                     stats = publish_churn_scores(conn, frame, d)
-                extra = {name: publish_extra(conn, name, pd.read_parquet(path), d)  # same transaction
+                extra = {name: publish_extra(conn, name, read_frame(settings.storage_path(path)), d)  # same txn
                          for name, path in result.extra_sets.items()}
             out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS, extra=extra, **stats))
             model_name = _model_name(result)
@@ -243,7 +244,9 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
 def monitor_step(run_date: str, settings: Settings | None = None) -> dict:
     """Score earlier predictions whose days have now happened (realised accuracy) and flag kinds whose
     realised accuracy is worse than their backtest promised; generic over kinds (``pipelines/monitor.py``).
-    Each kind's realised figures over the window are logged to MLflow (experiment ``realised-accuracy``)."""
+    Each kind's realised figures over the window are logged to MLflow (experiment ``realised-accuracy``). Then
+    retention (``prune_history``): old prediction snapshots and finished on-demand jobs are deleted, counted in
+    the step's ``row_counts`` (``deleted_prediction_snapshots``, ``deleted_prediction_jobs``)."""
     from pipelines.kinds import get_kind, kind_names
     from pipelines.monitor import monitor_kind
 
@@ -269,7 +272,9 @@ def monitor_step(run_date: str, settings: Settings | None = None) -> dict:
                 t0 = time.perf_counter()
                 out["mlflow_run_ids"][name] = _log_realised(settings, name, d, result)
                 out["seconds"]["mlflow"] = round(out["seconds"].get("mlflow", 0) + time.perf_counter() - t0, 2)
-        rec.row_counts = {**out["scored_rows"], **{f"{k}_outcomes": v for k, v in out["outcome_rows"].items()}}
+        out["deleted"] = prune_history(settings, engine, d)
+        rec.row_counts = {**out["scored_rows"], **{f"{k}_outcomes": v for k, v in out["outcome_rows"].items()},
+                          **{f"deleted_{k}": v for k, v in out["deleted"].items()}}
         if settings.ab_challenger_share > 0:
             out["ab"] = _compare_arms(engine, settings, d)
         rec.mlflow_run_ids = sorted(out["mlflow_run_ids"].values())
@@ -277,21 +282,40 @@ def monitor_step(run_date: str, settings: Settings | None = None) -> dict:
     return out
 
 
+def prune_history(settings: Settings, engine, d: date) -> dict[str, int]:
+    """Retention, as of the run date ``d``: delete prediction snapshots whose predicted day is more than
+    ``snapshot_retention_days`` old and on-demand jobs finished more than ``job_retention_days`` ago (rows
+    deleted per table). Re-running for ``d`` deletes nothing more."""
+    from pipelines.jobs.queue import delete_finished_jobs
+    from pipelines.monitor import prune_snapshots
+
+    jobs_before = datetime.combine(d + timedelta(days=1 - settings.job_retention_days), datetime.min.time(),
+                                   tzinfo=timezone.utc)
+    return {"prediction_snapshots": prune_snapshots(engine, d, settings.snapshot_retention_days),
+            "prediction_jobs": delete_finished_jobs(engine, jobs_before)}
+
+
 def _compare_arms(engine, settings: Settings, d: date) -> dict:
-    """The A/B comparison of every kind scored by realised accuracy (``pipelines/ab.py``)."""
+    """The A/B comparison of every kind scored by realised accuracy, or by realised outcomes (``ab_outcomes``:
+    churn's Brier score) (``pipelines/ab.py``)."""
     import sys
 
-    from pipelines.ab import compare_arms
+    from pipelines.ab import compare_arms, compare_outcome_arms
     from pipelines.kinds import get_kind, kind_names
 
     out = {}
     for name in kind_names():
         kind = get_kind(name)
-        if not getattr(kind, "realised_sql", None):
+        outcomes = getattr(kind, "ab_outcomes", None)  # a classification kind (churn): compared on Brier
+        if not getattr(kind, "realised_sql", None) and outcomes is None:
             continue
         model_name = getattr(kind, "model_name", None) or getattr(sys.modules[type(kind).__module__], "MODEL_NAME", None)
-        ab = compare_arms(engine, settings, kind=name, prediction_type=kind.prediction_type, model_name=model_name,
-                          run_date=d)
+        if outcomes is not None:
+            ab = compare_outcome_arms(engine, settings, kind=name, prediction_type=kind.prediction_type,
+                                      model_name=model_name, run_date=d, outcomes=outcomes(settings, engine, d))
+        else:
+            ab = compare_arms(engine, settings, kind=name, prediction_type=kind.prediction_type,
+                              model_name=model_name, run_date=d)
         out[name] = {k: ab.get(k) for k in ("verdict", "relative_diff", "relative_ci_low", "relative_ci_high",
                                             "workspace_days_champion", "workspace_days_challenger", "promote",
                                             "reason")}

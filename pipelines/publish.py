@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from core.contracts import DAY, LIKELY, TOTAL
+from core.arms import CHAMPION_ARM
+from core.contracts import DAY, LIKELY, NIGHTLY_SCENARIOS, TOTAL
 from core.ids import entity_uuid
 from core.jobs import ON_DEMAND_SCENARIO
 
@@ -31,7 +32,9 @@ class PublishTarget:
 
     ``stage``: the frame's columns and their SQL types; ``constants``: columns filled from the call's
     parameters (``:as_of``, ``:type``); ``key``: the table's unique key; ``scope``: a predicate on the
-    table (alias ``t``) selecting the rows this set replaces.
+    table (alias ``t``) selecting the rows this set replaces. ``scenarios``: for a table with a ``scenario``
+    column, the scenarios this target owns: it deletes and upserts only rows of those, and refuses staged rows
+    of any other (so the nightly sets and the on-demand jobs never touch each other's rows).
     """
 
     table: str
@@ -39,6 +42,7 @@ class PublishTarget:
     constants: dict[str, str]
     key: tuple[str, ...]
     scope: str
+    scenarios: tuple[str, ...] = ()
 
     @property
     def values(self) -> list[str]:
@@ -55,14 +59,14 @@ PREDICTIONS = PublishTarget(
     key=("workspace_id", "prediction_type", "target_metric", "dimension", "granularity", "scenario",
          "prediction_date", "prediction_hour"),
     scope="t.prediction_type = :type and t.prediction_date > :as_of"
-          " and t.workspace_id in (select distinct workspace_id from stage_rows)"
-          f" and t.scenario <> '{ON_DEMAND_SCENARIO}'",  # on-demand job rows stay until the next job replaces them
+          " and t.workspace_id in (select distinct workspace_id from stage_rows)",
+    scenarios=NIGHTLY_SCENARIOS,  # on-demand job rows are ON_DEMAND_PREDICTIONS' alone
 )
 CHURN = PublishTarget(
     table="analytics.churn_predictions",
     stage={"workspace_id": "uuid", "user_id": "uuid", "churn_probability": "numeric", "risk_score": "numeric",
            "risk_factors": "jsonb", "recommended_actions": "jsonb", "days_until_churn": "integer",
-           "model_version": "text"},
+           "model_version": "text", "arm": "text"},
     constants={"prediction_date": ":as_of"},
     key=("workspace_id", "user_id", "prediction_date"),
     scope="t.prediction_date = :as_of",
@@ -82,12 +86,20 @@ def replace_set(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame, 
     staged_key = [c for c in target.key if c in target.stage]
     if rows.duplicated(staged_key).any():
         raise ValueError(f"{target.table}: prediction set has duplicate keys {staged_key}")
+    scope = target.scope
+    if target.scenarios:
+        foreign = sorted(set(rows["scenario"]) - set(target.scenarios))
+        if foreign:
+            raise ValueError(f"{target.table}: rows of scenario(s) {foreign} are not this target's; it publishes "
+                             f"{list(target.scenarios)}")
+        scope += " and t.scenario = any(cast(:owned_scenarios as text[]))"
+        params = {**params, "owned_scenarios": list(target.scenarios)}
     columns = ", ".join(f"{c} {t}" for c, t in target.stage.items())
     conn.execute(sa.text(f"create temp table stage_rows ({columns}) on commit drop"))
     _copy(conn, "stage_rows", rows[list(target.stage)])
     same_key = " and ".join(f"s.{c} = t.{c}" for c in staged_key)
     deleted = conn.execute(sa.text(
-        f"delete from {target.table} t where {target.scope}"
+        f"delete from {target.table} t where {scope}"
         f" and not exists (select 1 from stage_rows s where {same_key})"), params).rowcount
     insert_cols = [*target.stage, *target.constants]
     select_cols = [*target.stage, *target.constants.values()]
@@ -131,22 +143,23 @@ def publish_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_typ
     return replace_set(conn, PREDICTIONS, prediction_rows(frame, as_of), {"type": prediction_type, "as_of": as_of})
 
 
-# On-demand jobs (pipelines/jobs/): the same rows under one scenario ('on_demand'), replacing only that scenario's
-# rows of the frame's workspaces and metrics, so the nightly rows (scenario 'likely') are never touched.
-ON_DEMAND_PREDICTIONS = PublishTarget(
-    table=PREDICTIONS.table, stage=PREDICTIONS.stage, constants=PREDICTIONS.constants, key=PREDICTIONS.key,
-    scope="t.prediction_type = :type and t.scenario = :scenario"
+# On-demand jobs (pipelines/jobs/): the same rows under their own scenario (ON_DEMAND_SCENARIO), replacing only
+# that scenario's rows of the frame's workspaces and metrics (any as-of date: a job's rows replace the last job's).
+ON_DEMAND_PREDICTIONS = replace(
+    PREDICTIONS,
+    scope="t.prediction_type = :type"
           " and t.workspace_id in (select distinct workspace_id from stage_rows)"
           " and t.target_metric in (select distinct target_metric from stage_rows)",
+    scenarios=(ON_DEMAND_SCENARIO,),
 )
 
 
-def publish_on_demand_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_type: str, as_of: date,
-                                  scenario: str) -> dict:
-    """Replace a workspace's ``scenario`` rows of ``prediction_type`` and the frame's metrics with ``frame``."""
+def publish_on_demand_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_type: str,
+                                  as_of: date) -> dict:
+    """Replace a workspace's on-demand rows of ``prediction_type`` and the frame's metrics with ``frame``."""
+    (scenario,) = ON_DEMAND_PREDICTIONS.scenarios
     rows = prediction_rows(frame.assign(scenario=scenario), as_of)
-    return replace_set(conn, ON_DEMAND_PREDICTIONS, rows, {"type": prediction_type, "as_of": as_of,
-                                                           "scenario": scenario})
+    return replace_set(conn, ON_DEMAND_PREDICTIONS, rows, {"type": prediction_type, "as_of": as_of})
 
 
 def _json(value) -> str:
@@ -155,7 +168,8 @@ def _json(value) -> str:
 
 
 def churn_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """A churn scores frame (one row per workspace and user, source ids) as ``churn_predictions`` rows."""
+    """A churn scores frame (one row per workspace and user, source ids) as ``churn_predictions`` rows; the A/B
+    ``arm`` that scored each user is kept (``champion`` when the frame has none)."""
     missing = [c for c in ("workspace_id", "user_id", "churn_probability", "risk_score", "risk_factors",
                            "recommended_actions", "days_until_churn", "model_version") if c not in frame]
     if missing:
@@ -169,6 +183,7 @@ def churn_rows(frame: pd.DataFrame) -> pd.DataFrame:
         "recommended_actions": [_json(v) for v in frame["recommended_actions"]],
         "days_until_churn": frame["days_until_churn"].astype("Int64"),
         "model_version": frame["model_version"].astype(str),
+        "arm": frame["arm"].astype(str) if "arm" in frame else CHAMPION_ARM,
     })
     if not np.isfinite(df["churn_probability"]).all() or not df["churn_probability"].between(0, 1).all():
         raise ValueError("churn probabilities must lie in [0, 1]")

@@ -1,7 +1,10 @@
 """MLflow tracking and the champion/challenger registry, plus the ``analytics.ml_models`` record.
 
 Tracking goes to ``settings.tracking_uri`` (a local SQLite file unless ``MLFLOW_TRACKING_URI`` is set) with
-artifacts under ``settings.artifact_dir``. Experiments are looked up by name, never by id.
+artifacts under ``settings.artifact_dir``, or on the object store when ``storage_uri`` is ``s3://…``
+(``<storage_uri>/mlflow/<experiment>``, MLflow's S3 artifact repository on ``s3_endpoint_url``), so any process
+can read a run's artifacts. Experiments are looked up by name, never by id; an experiment keeps the artifact
+location it was created with.
 
 Registration decides, publishing moves (issue 16). ``promote`` gives every newly registered version the
 ``challenger`` alias and decides whether it should replace the champion: with a ``backtest`` decision
@@ -53,6 +56,8 @@ def configure(settings: Settings):
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(settings.tracking_uri)
+    if settings.mlflow_artifact_root and settings.s3_endpoint_url:  # read by MLflow's S3 artifact repository
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     # MLflow also exports the URI to the environment, where a later Settings() in this process would read
     # it as configuration (another run's store): keep the environment as it was
     if before is None:
@@ -63,13 +68,18 @@ def configure(settings: Settings):
 
 
 def use_experiment(settings: Settings, name: str) -> str:
-    """Get or create the experiment ``name`` (artifacts under ``artifact_dir/name``); returns its id."""
+    """Get or create the experiment ``name`` (artifacts under ``<storage_uri>/mlflow/name`` when the storage is
+    remote, else ``artifact_dir/name``); returns its id."""
     mlflow = configure(settings)
     exp = mlflow.get_experiment_by_name(name)
     if exp is None:
-        location = (settings.artifact_dir / name).resolve()
-        location.mkdir(parents=True, exist_ok=True)
-        exp_id = mlflow.create_experiment(name, artifact_location=location.as_uri())
+        if settings.mlflow_artifact_root:
+            location = f"{settings.mlflow_artifact_root}/{name}"
+        else:
+            local = (settings.artifact_dir / name).resolve()
+            local.mkdir(parents=True, exist_ok=True)
+            location = local.as_uri()
+        exp_id = mlflow.create_experiment(name, artifact_location=location)
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

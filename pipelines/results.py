@@ -1,14 +1,29 @@
 """Typed results that nightly steps return and pass on (through Airflow XCom as JSON).
 
-They carry references only (paths under ``data_dir``, MLflow run ids, counts), never data.
+They carry references only (paths, MLflow run ids, counts), never data.
+
+Shared outputs (issue 14). A kind writes its shard folders and merged frames under ``settings.data_dir`` on the
+disk of the process that runs it, and reads them there; it never knows where they are shared. With
+``storage_uri`` set, the nightly and retrain steps copy a shard's output to ``settings.runs_root`` (the same
+relative path, e.g. ``s3://bucket/prefix/runs/forecasts/as_of=D/shard=0``) before returning it
+(``share_shard``, ``share_ref``: its ``path`` and every other top-level entry naming a file or folder under
+``data_dir``, e.g. churn's ``scores_path``), so its reference names shared copies only; the merge step copies
+them back to its own ``data_dir`` first (``localize_shards``, ``localize_refs``) and shares the frames it
+hands to the publisher (``share_kind``), which reads them by URI. Unset (the default), nothing is copied and
+every path stays the local one it is today.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from core.contracts import RunStatus
+from core.storage import copy_tree
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 PublishTo = Literal["predictions", "churn_predictions"]
 
@@ -75,3 +90,105 @@ class PublishResult(BaseModel):
     deleted_stale: int = 0
     reason: str | None = None
     extra: dict[str, dict[str, int]] = Field(default_factory=dict)  # per extra set (``KindResult.extra_sets``)
+
+
+# --- shared outputs: a local folder or file under data_dir <-> the same relative path under runs_root ---------
+
+def share(path: str | None, settings: Settings) -> str | None:
+    """Copy a file or folder written under ``data_dir`` to ``runs_root``; returns the shared address (``path``
+    itself when ``storage_uri`` is unset or it is shared already)."""
+    if path is None or not settings.storage_uri or _under(path, str(settings.runs_root)) is not None:
+        return path
+    data_dir = Path(settings.data_dir).resolve()
+    try:
+        rel = Path(path).resolve().relative_to(data_dir)
+    except ValueError:
+        raise ValueError(f"{path} is not under data_dir ({data_dir}): outputs shared through storage_uri "
+                         f"({settings.runs_root}) must be written under data_dir") from None
+    target = settings.runs_root / rel.as_posix()
+    copy_tree(Path(path), target)
+    return str(target)
+
+
+def localize(path: str | None, settings: Settings) -> str | None:
+    """Copy a shared file or folder (under ``runs_root``) to the same relative path under this process's
+    ``data_dir``, replacing what was there; returns the local path (``path`` itself when not shared)."""
+    if path is None or not settings.storage_uri:
+        return path
+    rel = _under(path, str(settings.runs_root))
+    if rel is None:
+        return path
+    local = Path(settings.data_dir) / rel
+    copy_tree(settings.storage_path(path), local)
+    return str(local)
+
+
+def _under(path: str, root: str) -> str | None:
+    root = root.rstrip("/")
+    return path[len(root) + 1:] if path.startswith(root + "/") else None
+
+
+def _share_values(values: dict[str, Any], settings: Settings, done: dict[str, str | None]) -> dict[str, Any]:
+    """``values`` with each top-level string naming a file or folder under ``data_dir`` shared (once each)."""
+    data_dir = str(settings.data_dir)
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, str) and (v in done or (_under(v, data_dir) is not None and Path(v).exists())):
+            if v not in done:
+                done[v] = share(v, settings)
+            v = done[v]
+        out[k] = v
+    return out
+
+
+def _localize_values(values: dict[str, Any], settings: Settings, done: dict[str, str | None]) -> dict[str, Any]:
+    """``values`` with each top-level string naming a shared file or folder localized (once each)."""
+    runs_root = str(settings.runs_root)
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, str) and _under(v, runs_root) is not None:
+            if v not in done:
+                done[v] = localize(v, settings)
+            v = done[v]
+        out[k] = v
+    return out
+
+
+def share_ref(ref: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """A shard reference with its ``path`` (and any other entry naming a file or folder under ``data_dir``,
+    e.g. churn's ``scores_path``) shared."""
+    if not settings.storage_uri:
+        return ref
+    return _share_values(ref, settings, {})
+
+
+def localize_refs(refs: list[dict[str, Any]], settings: Settings) -> list[dict[str, Any]]:
+    """Shard references whose shared entries (``share_ref``) name local copies (``localize``)."""
+    if not settings.storage_uri:
+        return refs
+    done: dict[str, str | None] = {}
+    return [_localize_values(r, settings, done) for r in refs]
+
+
+def share_shard(result: ShardResult, settings: Settings) -> ShardResult:
+    if not settings.storage_uri:
+        return result
+    done: dict[str, str | None] = {}
+    path = _share_values({"path": result.path}, settings, done)["path"]
+    return result.model_copy(update={"path": path, "details": _share_values(result.details, settings, done)})
+
+
+def localize_shards(results: list[ShardResult], settings: Settings) -> list[ShardResult]:
+    if not settings.storage_uri:
+        return results
+    done: dict[str, str | None] = {}
+    return [r.model_copy(update={"path": _localize_values({"path": r.path}, settings, done)["path"],
+                                 "details": _localize_values(r.details, settings, done)}) for r in results]
+
+
+def share_kind(result: KindResult, settings: Settings) -> KindResult:
+    """A kind's result with the frames it hands to the publisher shared."""
+    if not settings.storage_uri or (result.frame_path is None and not result.extra_sets):
+        return result
+    return result.model_copy(update={"frame_path": share(result.frame_path, settings),
+                                     "extra_sets": {k: share(v, settings) for k, v in result.extra_sets.items()}})

@@ -120,7 +120,10 @@ def retrain_shard_step(run_date: str, shard: int, settings: Settings | None = No
 
     settings = settings or get_settings()
     limit_threads(settings.threads)
-    return get_kind(kind).train_shard(settings, get_engine(settings), date.fromisoformat(run_date), shard)
+    from pipelines.results import share_ref
+
+    return share_ref(get_kind(kind).train_shard(settings, get_engine(settings), date.fromisoformat(run_date), shard),
+                     settings)  # with storage_uri set, the path is the shared copy (pipelines.results)
 
 
 def finish_retrain(retrain_id: int, run_date: str, refs: list[dict], started: float | None = None,
@@ -136,7 +139,9 @@ def finish_retrain(retrain_id: int, run_date: str, refs: list[dict], started: fl
     refs = [r for r in refs if r.get("n_rows")]
     if not refs:
         return _close(engine, retrain_id, "failed", {}, None, None, "no workspace had history to train on")
-    result = KIND.finalize_training(settings, engine, d, refs)
+    from pipelines.results import localize_refs
+
+    result = KIND.finalize_training(settings, engine, d, localize_refs(refs, settings))
     promotion = result.details.get("promotion", {})
     figures = {**{k: v for k, v in (result.metrics or {}).items()}, "promotion": promotion,
                "train_seconds": round(sum(r.get("seconds", 0) for r in refs), 1),

@@ -40,6 +40,13 @@ def pending_retrain(engine: Engine, kind: str) -> dict | None:
     return dict(row) if row else None
 
 
+def pending_kinds(engine: Engine) -> list[str]:
+    """Kinds with a pending retrain request, by name."""
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("select kind from analytics.retrain_runs where status = 'pending'"
+                                         " order by kind")).scalars())
+
+
 def record_inline_retrain(engine: Engine, kind: str, run_date: date, version: str | None, promotion: dict,
                           note: str, seconds: float) -> int:
     """Record a nightly run that had to train (no usable champion) as a finished ``no-champion`` retrain."""

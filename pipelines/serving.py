@@ -7,7 +7,7 @@ that is split uses the same plan:
 * the champion arm is served by ``registry.serving_version`` (the champion, or a newer version a retrain
   registered with a ``promote`` decision; publishing its rows moves the alias, ``registry.apply_published``);
 * with ``ab_challenger_share`` > 0 and a distinct ``challenger`` alias, the workspaces of the challenger arm
-  (``core.arms.arm_of``) are scored with the challenger version;
+  (``core.arms.workspace_arm``) are scored with the challenger version;
 * no champion, an unreadable artifact, or a version trained on data through the run date or later means the
   night trains inline, and the note says why (a re-run of the training date trains again and, on the same
   data, gets the same version and rows).
@@ -26,7 +26,7 @@ from typing import Callable, Generic, TypeVar
 
 import pandas as pd
 
-from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
+from core.arms import CHALLENGER_ARM, CHAMPION_ARM, workspace_arm
 from core.settings import Settings
 
 T = TypeVar("T")
@@ -95,11 +95,12 @@ class ServingPlan(Generic[T]):
         return not self.models
 
     def arms(self, workspace_ids: pd.Series, settings: Settings) -> pd.Series:
-        """The arm serving each workspace (all champion unless a challenger is in the plan)."""
+        """The arm serving each workspace (source ids or UUIDs; hashed on the UUID, as the publisher labels the
+        snapshots); all champion unless a challenger is in the plan."""
         ids = pd.Series(workspace_ids).astype(str)
         if CHALLENGER_ARM not in self.models or settings.ab_challenger_share <= 0:
             return pd.Series(CHAMPION_ARM, index=ids.index)
-        return ids.map(lambda w: arm_of(w, settings.ab_challenger_share, settings.ab_salt))
+        return ids.map(lambda w: workspace_arm(w, settings.ab_challenger_share, settings.ab_salt))
 
 
 def serving_plan(settings: Settings, engine, model_name: str, as_of: date, load: Callable[[str], T],

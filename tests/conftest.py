@@ -66,6 +66,54 @@ def clean_db(engine):
     return engine
 
 
+S3_BUCKET = "pae-test"
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 (a separate process), for the tests of the object-store paths."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture
+def s3_env(monkeypatch, s3_endpoint) -> str:
+    """Test credentials in the environment and the bucket ``S3_BUCKET`` on the moto server; returns its endpoint."""
+    from core.storage import storage_root
+
+    for k, v in S3_CREDENTIALS.items():
+        monkeypatch.setenv(k, v)
+    root = storage_root(f"s3://{S3_BUCKET}", s3_endpoint)
+    if not root.fs.exists(S3_BUCKET):
+        root.fs.mkdir(S3_BUCKET)
+    return s3_endpoint
+
+
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     return Settings(database_url=db_url, data_dir=tmp_path / "pae")

@@ -85,6 +85,16 @@ class BaseForecaster:
         params = inspect.signature(type(self).__init__).parameters
         return {k: getattr(self, k) for k in params if k != "self"}
 
+    def fitted_specs(self) -> dict[Any, str]:
+        """Per series id, the model specification the last fit chose by search (e.g. an AutoETS model string),
+        for members that search one; empty for the others. :meth:`set_specs` fits them again without the search."""
+        return {}
+
+    def set_specs(self, specs: dict[Any, str] | None) -> BaseForecaster:
+        """Fit these series' specifications (from :meth:`fitted_specs`) instead of searching; a no-op for
+        members without a search. Series not in ``specs``, or whose spec fails on the new history, search."""
+        return self
+
     def clone(self) -> BaseForecaster:
         """An unfitted copy with the same constructor arguments (nested forecasters are cloned too)."""
 
@@ -274,6 +284,7 @@ class PerSeriesForecaster(BaseForecaster):
     """
 
     _forward_in_process = False
+    specs: dict[str, str] | None = None  # set_specs: per series id, a specification to fit without searching
 
     def __init__(
         self,
@@ -299,7 +310,10 @@ class PerSeriesForecaster(BaseForecaster):
         for i in range(panel.n_series):
             y = panel.values(i)
             if cap is not None and y.size > cap:
-                y = y[-cap:]
+                # drop whole seasons only: a state fitted on one window and forwarded on a later one (refit=False)
+                # then sees its first observation in the same seasonal position (else ETS's stored initial season
+                # is applied shifted, e.g. a weekly profile moved by the days between the two ends)
+                y = y[(y.size - cap) // panel.season_length * panel.season_length:]
             items.append((y, pd.Timestamp(panel.end[i] - (y.size - 1) * panel.step), panel.freq))
         return items
 
@@ -314,9 +328,43 @@ class PerSeriesForecaster(BaseForecaster):
                 self._states.pop(panel.ids[j], None)
                 self._record_sub_error(j, value)
 
+    def _spec_one(self, state: Any) -> str | None:
+        """The specification a fitted state's search chose (None: this member does not search)."""
+        return None
+
+    def _fit_spec_one(self, y: np.ndarray, start: pd.Timestamp, freq: str, spec: str) -> Any:
+        """Fit the given specification without searching (members that search override this)."""
+        return self._fit_one(y, start, freq)
+
+    def _fit_with_spec(self, y: np.ndarray, start: pd.Timestamp, freq: str, spec: str | None) -> Any:
+        if spec is None:
+            return self._fit_one(y, start, freq)
+        try:
+            return self._fit_spec_one(y, start, freq, spec)
+        except Exception:  # noqa: BLE001 - e.g. multiplicative errors on a history that now has zeros: search
+            return self._fit_one(y, start, freq)
+
+    def fitted_specs(self) -> dict[Any, str]:
+        out = {}
+        for uid, state in getattr(self, "_states", {}).items():
+            spec = self._spec_one(state)
+            if spec is not None:
+                out[uid] = spec
+        return out
+
+    def set_specs(self, specs: dict[Any, str] | None) -> PerSeriesForecaster:
+        self.specs = {str(k): str(v) for k, v in specs.items()} if specs else None
+        return self
+
     def _fit(self, panel: Panel) -> None:
         self._states: dict[Any, Any] = {}
-        self._store(panel, self._map("_fit_one", self._histories(panel)))
+        items = self._histories(panel)
+        if not self.specs:
+            self._store(panel, self._map("_fit_one", items))
+            return
+        # the specification goes with each item: workers get a blank clone, without ``specs``
+        with_specs = [(*item, self.specs.get(str(uid))) for uid, item in zip(panel.ids, items)]
+        self._store(panel, self._map("_fit_with_spec", with_specs))
 
     def _forward(self, panel: Panel) -> None:
         items = [(self._states.get(uid), *hist) for uid, hist in zip(panel.ids, self._histories(panel))]

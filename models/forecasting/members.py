@@ -38,6 +38,21 @@ class _StatsForecastMember(PerSeriesForecaster):
         }
 
 
+def ets_spec(fitted: Any) -> str:
+    """A fitted statsforecast AutoETS's chosen model as four letters: error, trend, season, ``D`` if damped
+    (statsforecast's ``model_["components"]``, e.g. ``"ANAN"``)."""
+    return str(fitted.model_["components"])
+
+
+def ets_from_spec(spec: str, season_length: int = 1) -> Any:
+    """An AutoETS that fits exactly the model ``spec`` (from :func:`ets_spec`): no search."""
+    from statsforecast.models import AutoETS
+
+    if len(spec) != 4 or "Z" in spec:
+        raise ForecastInputError(f"An ETS specification is four letters without Z, e.g. 'ANAN'; got {spec!r}.")
+    return AutoETS(season_length=season_length, model=spec[:3], damped=spec[3] == "D")
+
+
 class ETS(_StatsForecastMember):
     """Exponential smoothing (statsforecast AutoETS) with a weekly (daily data) or daily (hourly data) season.
 
@@ -71,6 +86,12 @@ class ETS(_StatsForecastMember):
         from statsforecast.models import AutoETS
 
         return AutoETS(season_length=season_length, model=self.model)
+
+    def _spec_one(self, state: tuple) -> str | None:
+        return ets_spec(state[0]) if "Z" in self.model else None  # a model string without Z has no search
+
+    def _fit_spec_one(self, y: np.ndarray, start: pd.Timestamp, freq: str, spec: str) -> tuple[Any, None]:
+        return ets_from_spec(spec, SEASON_LENGTH[freq]).fit(y), None
 
 
 class ARIMA(_StatsForecastMember):
@@ -120,6 +141,22 @@ class ARIMA(_StatsForecastMember):
                 season_length=season_length, max_p=2, max_q=2, max_P=1, max_Q=1, nmodels=20, approximation=True
             )
         return SFArima(order=self.order, season_length=season_length, seasonal_order=self.seasonal_order)
+
+    def _spec_one(self, state: tuple) -> str | None:
+        """With ``auto``: the chosen ``"p,d,q,P,D,Q,mean,drift"`` (statsforecast's ``model_["arma"]`` is
+        (p, q, P, Q, m, d, D)); the fixed order has no search."""
+        if not self.auto:
+            return None
+        p, q, P, Q, _, d, D = (int(v) for v in state[0].model_["arma"])
+        coef = state[0].model_["coef"]
+        return ",".join(map(str, (p, d, q, P, D, Q, int("intercept" in coef), int("drift" in coef))))
+
+    def _fit_spec_one(self, y: np.ndarray, start: pd.Timestamp, freq: str, spec: str) -> tuple[Any, None]:
+        from statsforecast.models import ARIMA as SFArima
+
+        p, d, q, P, D, Q, mean, drift = (int(v) for v in spec.split(","))
+        return SFArima(order=(p, d, q), seasonal_order=(P, D, Q), season_length=SEASON_LENGTH[freq],
+                       include_mean=bool(mean), include_drift=bool(drift)).fit(y), None
 
 
 class Theta(_StatsForecastMember):
@@ -190,6 +227,9 @@ class DampedETS(ETS):
         from statsforecast.models import AutoETS
 
         return AutoETS(season_length=season_length, model=self.model, damped=True)
+
+    def _fit_spec_one(self, y: np.ndarray, start: pd.Timestamp, freq: str, spec: str) -> tuple[Any, None]:
+        return ets_from_spec(spec[:3] + "D", SEASON_LENGTH[freq]).fit(y), None
 
 
 MSTL_SEASONS = {"D": (7, 365), "h": (24, 168)}
@@ -298,6 +338,14 @@ class MSTL(PerSeriesForecaster):
         seasons = self.seasons_for(y.size, freq)
         seas, deseas = mstl_decompose(y, seasons, self.jumps)
         return AutoETS(model=self.trend_model).fit(deseas), seasons, seas, None
+
+    def _spec_one(self, state: tuple) -> str | None:
+        return ets_spec(state[0]) if "Z" in self.trend_model else None  # the trend model's chosen form
+
+    def _fit_spec_one(self, y: np.ndarray, start: pd.Timestamp, freq: str, spec: str) -> tuple:
+        seasons = self.seasons_for(y.size, freq)
+        seas, deseas = mstl_decompose(y, seasons, self.jumps)
+        return ets_from_spec(spec).fit(deseas), seasons, seas, None
 
     def _forward_one(self, state: tuple, y: np.ndarray, start: pd.Timestamp, freq: str) -> tuple:
         if state[1] != self.seasons_for(y.size, freq):

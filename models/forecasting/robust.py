@@ -118,6 +118,13 @@ class Robust(BaseForecaster):
         self.history_days = history_days
         self.name = alias or model.name
 
+    def fitted_specs(self) -> dict:
+        return self.model.fitted_specs()
+
+    def set_specs(self, specs: dict | None) -> Robust:
+        self.model.set_specs(specs)
+        return self
+
     # ------------------------------------------------------------------ fit
 
     def _fit_panel(self, panel: Panel, forward: bool = False) -> Robust:

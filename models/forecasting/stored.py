@@ -6,6 +6,11 @@ frames (JSON/Parquet, no pickles); :class:`StoredEnsemble` takes it and, on the 
 members each series needs (each member on the series that give it weight) and combines them with the stored
 weights and interval calibration. It runs no backtest.
 
+Members that search a specification per series (AutoETS's model string in ETS and MSTL's trend, AutoARIMA's orders
+with ``ARIMA(auto=True)``) have the one training chose stored too (``specs``); scoring fits that specification on the
+latest history without the search (:meth:`BaseForecaster.set_specs`). A state without specs (an older artifact)
+searches as training did.
+
 Series the state does not know (e.g. a workspace created after training) get the **default weights**: the mean
 of the stored per-series weights (the ensemble's average mix), with the pooled interval calibration (group
 ``"global"``); they are listed in ``unknown_``.
@@ -37,11 +42,14 @@ class EnsembleState:
         calibration: Conformal scores, one row per (``calibrator``, ``step``, ``score``); ``calibrator`` is
             ``daily``, ``cumulative`` or ``cumulative|<group>``.
         meta: ``members`` (names, in order), ``calibrators`` (name -> ``h``, ``min_pool``, ``growth``).
+        specs: One row per (``unique_id``, ``member``) whose fit chose a specification by search: ``spec``
+            (:meth:`BaseForecaster.fitted_specs`); empty: scoring searches.
     """
 
     weights: pd.DataFrame
     calibration: pd.DataFrame
     meta: dict = field(default_factory=dict)
+    specs: pd.DataFrame = field(default_factory=lambda: empty_specs())
 
     @property
     def members(self) -> list[str]:
@@ -53,6 +61,17 @@ class EnsembleState:
         if w.size == 0 or w.sum() <= 0:
             w = np.eye(len(self.members))[0]
         return w / w.sum()
+
+
+def empty_specs() -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": pd.Series(dtype=str), "member": pd.Series(dtype=str),
+                         "spec": pd.Series(dtype=str)})
+
+
+def member_specs(members: Sequence[BaseForecaster]) -> pd.DataFrame:
+    """``(unique_id, member, spec)``: the specification each fitted member's search chose per series."""
+    rows = [(str(uid), m.name, spec) for m in members for uid, spec in m.fitted_specs().items()]
+    return pd.DataFrame(rows, columns=["unique_id", "member", "spec"]).astype(str) if rows else empty_specs()
 
 
 def _calibrator_rows(name: str, cal: ConformalCalibrator) -> pd.DataFrame:
@@ -83,7 +102,7 @@ def ensemble_state(model: Ensemble) -> EnsembleState:
             "calibrators": {n: {"h": int(c.h), "min_pool": int(c.min_pool), "growth": float(c.growth)}
                             for n, c in cals.items()}}
     return EnsembleState(weights=weights[["unique_id", "group", "choice", *members]], calibration=calibration,
-                         meta=meta)
+                         meta=meta, specs=member_specs(model.members_))
 
 
 def _calibrator(state: EnsembleState, name: str) -> ConformalCalibrator | None:
@@ -130,6 +149,7 @@ class StoredEnsemble(Ensemble):
     Attributes:
         unknown_: Ids of the series scored with the default weights (not in the state).
         fitted_members_: Member name -> number of series it was fitted on.
+        fixed_specs_: Member name -> number of those series given their stored specification (no search).
         member_seconds_: Member name -> seconds its fit took.
     """
 
@@ -160,11 +180,18 @@ class StoredEnsemble(Ensemble):
         self.unknown_ = [str(i) for i in ids[~known]]
         self.fallbacks = [Fallback(i, self.name, "not in the trained model", "default weights") for i in self.unknown_]
         self.members_, used, self.fitted_members_, self.member_seconds_ = [], [], {}, {}
+        self.fixed_specs_ = {}
+        specs = self.state.specs
         for j, name in enumerate(names):
             rows = np.flatnonzero(weights[:, j] > 0)
             if not rows.size:
                 continue
             member = by_name[name]
+            mine = specs[specs["member"] == name]
+            if len(mine):
+                mine = dict(zip(mine["unique_id"], mine["spec"]))
+                member.set_specs(mine)
+                self.fixed_specs_[name] = int(ids[rows].isin(list(mine)).sum())
             t0 = time.perf_counter()
             member._fit_panel(panel.take(rows) if rows.size < panel.n_series else panel)
             self.member_seconds_[name] = time.perf_counter() - t0

@@ -1,14 +1,23 @@
 """Agent error rates as a prediction kind: per-agent daily error-rate forecasts (14 days, 80/95% intervals) and
 escalation alerts, from ``models.error_rates``.
 
-Shards (``agent_error_shards``, default 1: one pool of all agents) train or reuse and score
-(``pipelines.agent_errors.shard``); ``finalize`` merges them and, on training nights, tracks the run in MLflow,
-registers the model (``pae-agent-error-rates``, champion/challenger on the out-of-time average precision of
-the breach classifier, ``agent_error_promotion_tolerance``) and records it in ``analytics.ml_models``. What
-it publishes, in one transaction: forecast rows in ``analytics.predictions`` (``error_rate``, dimension = the
-agent, 95% interval), every agent's forecast detail in ``analytics.agent_error_forecasts`` (both intervals,
-expected calls, breach probability by day) and the as-of date's alerts in ``analytics.agent_error_alerts``.
-A refused challenger does not stop the night: the champion's scores of the same night are published.
+Training is split from scoring (README, "Retraining and scoring"). Shards (``agent_error_shards``, default 1: one
+pool of all agents) score nightly with the stored version(s) (``pipelines.agent_errors.shard``: the served
+version's bundle, and the challenger's for the A/B arm); ``finalize`` merges them and, when the served version was
+trained ``agent_error_retrain_days`` or more before the run date, records a pending ``schedule`` retrain
+(``pipelines.retrain_runs.request_retrain``) while it keeps scoring. A retrain (``pae retrain --kinds
+agent_errors``, the retrain DAG) runs ``train_shard`` per shard and ``finalize_training``: it tracks the run in
+MLflow with its scoring artifact (``bundle/bundle.json``), registers the model (``pae-agent-error-rates``,
+champion/challenger on the out-of-time average precision of the breach classifier,
+``agent_error_promotion_tolerance``, recorded in ``analytics.ml_models`` and ``analytics.model_decisions``) and
+publishes nothing. With no usable version the nightly shards train inline and ``finalize`` runs the same
+``finalize_training``, then records a ``no-champion`` retrain.
+
+What a night publishes, in one transaction: forecast rows in ``analytics.predictions`` (``error_rate``,
+dimension = the agent, 95% interval), every agent's forecast detail in ``analytics.agent_error_forecasts`` (both
+intervals, expected calls, breach probability by day) and the as-of date's alerts in
+``analytics.agent_error_alerts``; every row carries the ``model_version`` of its workspace's arm. A refused
+challenger trained inline does not stop the night: the served version's scores of the same night are published.
 """
 from __future__ import annotations
 
@@ -20,18 +29,21 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from core.arms import CHAMPION_ARM
 from core.contracts import ERROR_RATE, RunStatus
 from core.settings import Settings
 from models.error_rates import MODEL_FEATURES
 from pipelines.agent_errors.data import MODEL_NAME, config_params
 from pipelines.agent_errors.realised import BREACH_TARGET, REALISED_RATES_SQL, realised_alert_outcomes
-from pipelines.agent_errors.shard import BUNDLE_VERSION, run_shard
-from pipelines.agent_errors.tracking import load_champion, log_run, tag_trained_through
+from pipelines.agent_errors.shard import BUNDLE_VERSION, run_shard, train_shard
+from pipelines.agent_errors.tracking import load_version, log_run
 from pipelines.monitor import SnapshotScope
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult
+from pipelines.serving import tag_trained_through
 
 METRIC = "oot_pr_auc"
+KIND_NAME = "agent_errors"
 
 
 def _pooled(refs: list[dict]) -> dict[str, float]:
@@ -49,13 +61,15 @@ def _pooled(refs: list[dict]) -> dict[str, float]:
 def _merge(refs: list[dict], prefix: str, version: str, root: Path) -> dict[str, str]:
     alerts = pd.concat([pd.read_parquet(Path(r["path"]) / f"{prefix}alerts.parquet") for r in refs], ignore_index=True)
     fc = pd.concat([pd.read_parquet(Path(r["path"]) / f"{prefix}forecast.parquet") for r in refs], ignore_index=True)
-    alerts["model_version"], fc["model_version"] = version, version
+    for frame in (alerts, fc):  # scored rows carry their arm's version; trained rows get ``version``
+        frame["model_version"] = frame["model_version"].fillna(version) if "model_version" in frame else version
+        frame["arm"] = frame["arm"].fillna(CHAMPION_ARM) if "arm" in frame else CHAMPION_ARM
     alerts = alerts.sort_values(["risk_rank", "workspace_id", "agent_id"], ascending=[False, True, True])
     predictions = pd.DataFrame({
         "workspace_id": fc["workspace_id"], "target_metric": ERROR_RATE, "dimension": fc["agent_id"],
         "prediction_date": fc["prediction_date"], "predicted_value": fc["predicted_rate"],
         "confidence_lower": fc["lower_95"], "confidence_upper": fc["upper_95"], "confidence_level": 0.95,
-        "model_version": version})
+        "model_version": fc["model_version"], "arm": fc["arm"]})
     paths = {"predictions": root / "predictions.parquet", "agent_error_alerts": root / "alerts.parquet",
              "agent_error_forecasts": root / "forecasts.parquet"}
     predictions.to_parquet(paths["predictions"])
@@ -71,7 +85,7 @@ def _summary(alerts_path: str) -> dict:
 
 
 class AgentErrorKind:
-    name = "agent_errors"
+    name = KIND_NAME
     feature_sets = ("agent_daily",)
     # realised accuracy (pipelines/monitor.py): each agent's daily rate, and alerts against confirmed breaches
     prediction_type = ERROR_RATE
@@ -94,26 +108,68 @@ class AgentErrorKind:
                            n_series=ref.get("n_agents", 0), n_rows=ref.get("counts", {}).get("forecast_rows", 0),
                            details=ref)
 
+    # retraining (pipelines.retrain): training apart from nightly scoring
+    def train_shards(self, settings: Settings) -> list[int]:
+        return list(range(settings.agent_error_shards))
+
+    def train_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> dict:
+        return train_shard(settings, engine, run_date, shard)
+
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
+        """Merge shard outputs: scored shards are published as they are (after the retrain-age check); a night
+        that trained inline tracks and registers first (``finalize_training``) and records a ``no-champion``
+        retrain."""
+        from pipelines.retrain_runs import record_inline_retrain
+
         refs = [r.details for r in shards if r.status == RunStatus.SUCCESS]
         if not refs:
             reasons = "; ".join(sorted({str(r.details.get("reason")) for r in shards}))
             return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, reason=reasons or "no shard ran")
-        root = settings.data_dir / "agent_errors" / f"as_of={run_date.isoformat()}"
+        if all(r["mode"] == "scored" for r in refs):
+            return self._finalize_scored(settings, engine, run_date, refs)
+        result = self.finalize_training(settings, engine, run_date, refs)
         trained = [r for r in refs if r["mode"] == "trained"]
-        details: dict = {"modes": {str(r["shard"]): r["mode"] for r in refs},
-                         "champion_notes": sorted({r["champion_note"] for r in refs})}
-        if not trained:
-            version = refs[0]["model_version"]
-            paths = _merge(refs, "", version, root)
-            return self._result(paths, version, None, {}, details, "scored with the champion (no retraining due)")
+        note = "; ".join(sorted({r["train_reason"] for r in trained if r.get("train_reason")}))
+        retrain_id = record_inline_retrain(engine, self.name, run_date, result.model_version,
+                                           result.details.get("promotion", {}), note,
+                                           round(sum(r.get("seconds", 0) for r in trained), 1))
+        result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id)
+        return result
 
-        champion = load_champion(settings)
+    def _finalize_scored(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
+        versions = {json.dumps(r["versions"], sort_keys=True) for r in refs}
+        if len(versions) > 1:
+            raise RuntimeError(f"agent_errors shards of {run_date} scored with different versions "
+                               f"({sorted(versions)}): the served version changed during the run; re-run the date")
+        versions = refs[0]["versions"]
+        by_arm: dict[str, int] = {}
+        for r in refs:
+            for arm, n in r.get("workspaces_by_arm", {}).items():
+                by_arm[arm] = by_arm.get(arm, 0) + n
+        root = settings.data_dir / "agent_errors" / f"as_of={run_date.isoformat()}"
+        paths = _merge(refs, "", versions[CHAMPION_ARM], root)
+        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": by_arm,
+                   "modes": {str(r["shard"]): r["mode"] for r in refs},
+                   "champion_notes": sorted({r["champion_note"] for r in refs}), "backtests": 0,
+                   "scoring_seconds": round(sum(r.get("seconds", 0) for r in refs), 2),
+                   "schedule": _schedule_check(settings, engine, run_date, versions[CHAMPION_ARM],
+                                               date.fromisoformat(refs[0]["trained_through"]))}
+        return self._result(paths, versions[CHAMPION_ARM], None, {}, details, refs[0]["champion_note"])
+
+    def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
+        """Merge trained shards into one bundle, track the run with it (the scoring artifact) in MLflow, register
+        the version with its decision and tag what it was trained through. Publishes nothing itself: the
+        result names the merged files for a night that trained inline (the new version's scores if it is to be
+        promoted, else the served version's when every shard could score with it)."""
+        trained = [r for r in refs if r["mode"] == "trained"]
+        root = Path(trained[0]["path"]).parent  # the night's folder, or the retrain's (``shard.shard_dir``)
         shard_bundles = {str(r["shard"]): json.loads((Path(r["path"]) / "shard_bundle.json").read_text())
                          for r in trained}
-        for r in refs:  # shards that reused the champion keep its model in the new bundle
-            if r["mode"] == "reused" and champion is not None:
-                shard_bundles[str(r["shard"])] = champion.bundle["shards"][str(r["shard"])]
+        scored = [r for r in refs if r["mode"] == "scored"]
+        if scored:  # shards that scored with the served version keep its model in the new bundle
+            served = load_version(settings, scored[0]["versions"][CHAMPION_ARM])
+            for r in scored:
+                shard_bundles[str(r["shard"])] = served.bundle["shards"][str(r["shard"])]
         params = {"as_of": run_date.isoformat(), "features": MODEL_FEATURES, **config_params(settings),
                   "kinds": sorted({r["kind"] for r in trained})}
         bundle = {"bundle_version": BUNDLE_VERSION, "n_shards": settings.agent_error_shards,
@@ -136,18 +192,26 @@ class AgentErrorKind:
                                     artifact_uri=artifact_uri, metric=METRIC, value=value, lower_is_better=False,
                                     tolerance=settings.agent_error_promotion_tolerance,
                                     print_hash=fingerprint(run_date, json.dumps(bundle, sort_keys=True, default=float)),
-                                    record=record)
-        tag_trained_through(settings, decision.version, run_date)
-        details.update(promotion=decision.as_dict(), candidates=candidates.to_dict("records"),
-                       path_params=[r["path_params"] for r in trained])
+                                    record=record, kind=self.name, run_date=run_date)
+        tag_trained_through(settings, MODEL_NAME, decision.version, run_date)
+        details: dict = {"modes": {str(r["shard"]): r["mode"] for r in refs},
+                         "champion_notes": sorted({r.get("champion_note", "") for r in refs} - {""}),
+                         "promotion": decision.as_dict(), "candidates": candidates.to_dict("records"),
+                         "path_params": [r["path_params"] for r in trained],
+                         "versions": {CHAMPION_ARM: decision.version},
+                         "workspaces_by_arm": {CHAMPION_ARM: sum(r.get("n_workspaces", 0) for r in refs)}}
         if decision.promoted:
             paths = _merge(refs, "", decision.version, root)
             return self._result(paths, decision.version, run_id, metrics, details, None)
-        if champion is not None and all(r.get("champion_scored") or r["mode"] == "reused" for r in refs):
-            paths = _merge_champion(refs, champion.version, root)
-            return self._result(paths, champion.version, run_id, metrics, details,
+        fallback = {r.get("champion_version") for r in trained}
+        if len(fallback) == 1 and None not in fallback and all(r.get("champion_scored") for r in trained) \
+                and all(r["versions"][CHAMPION_ARM] in fallback for r in scored):
+            version = fallback.pop()
+            details["versions"] = {CHAMPION_ARM: version}
+            paths = _merge_champion(refs, version, root)
+            return self._result(paths, version, run_id, metrics, details,
                                 f"challenger v{decision.version} not promoted ({decision.reason}); "
-                                f"scored with champion v{champion.version}")
+                                f"scored with v{version}")
         return KindResult(kind=self.name, status=RunStatus.SKIPPED, mlflow_run_id=run_id, metrics=metrics,
                           model_version=decision.version, details=details,
                           reason=f"challenger not promoted: {decision.reason}")
@@ -165,8 +229,31 @@ class AgentErrorKind:
                           details=details)
 
 
+def _schedule_check(settings: Settings, engine: Engine, run_date: date, version: str, trained_through: date) -> dict:
+    """Record a pending ``schedule`` retrain when the served version was trained ``agent_error_retrain_days`` or
+    more before the run date and no retrain has trained on more recent data since (a refused retrain is not
+    asked for again every night); scoring goes on with the served version either way."""
+    import sqlalchemy as sa
+
+    from pipelines.retrain_runs import request_retrain
+
+    with engine.connect() as conn:
+        retrained = conn.execute(sa.text(
+            "select max(trained_through) from analytics.retrain_runs where kind = :k and status in"
+            " ('running', 'success') and trained_through <= :d"), {"k": KIND_NAME, "d": run_date}).scalar()
+    latest = max(trained_through, retrained) if retrained else trained_through
+    age = (run_date - latest).days
+    figures = {"champion": version, "trained_through": trained_through.isoformat(),
+               "last_retrained_through": latest.isoformat(), "age_days": age,
+               "retrain_days": settings.agent_error_retrain_days, "retrain_requested": False}
+    if age >= settings.agent_error_retrain_days:
+        figures["retrain_id"] = request_retrain(engine, KIND_NAME, "schedule", run_date, dict(figures))
+        figures["retrain_requested"] = True
+    return figures
+
+
 def _merge_champion(refs: list[dict], version: str, root: Path) -> dict[str, str]:
-    """Merge the champion's scores: ``champion_*`` files of trained shards, the plain ones of reused shards."""
+    """Merge the served version's scores: ``champion_*`` files of trained shards, the plain ones of scored shards."""
     for r in refs:
         if r["mode"] == "trained":
             for name in ("alerts", "forecast"):

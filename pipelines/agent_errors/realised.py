@@ -6,7 +6,9 @@
   ``escalating``: breaches, chronic, inactive and low-volume agents are left out) against whether a breach was
   then confirmed in ``(T, T + horizon]``, by the model's own rule (``models.error_rates.find_breaches``: two days
   at or above the threshold, enough failures, a binomial tail under the baseline), with the threshold and
-  baseline the alert stated. ``predicted_positive`` = level ``warning`` or ``critical``.
+  baseline the alert stated. ``predicted_positive`` = level ``warning`` or ``critical``. Each alert's ``arm`` is its
+  workspace's arm in the same night's snapshots (``pipelines.ab.assign_snapshot_arms``; ``champion`` without one),
+  so alerts are scored by arm like the rates.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.arms import CHAMPION_ARM
+from core.contracts import ERROR_RATE
 from core.settings import Settings
 from pipelines.agent_errors.data import engine_config
 
@@ -35,10 +39,15 @@ REALISED_RATES_SQL = (
 def _alerts(engine: Engine, as_of: date) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(sa.text(
-            "select workspace_id, agent_id, as_of_date, alert_level, probability::float8 as probability,"
-            " threshold::float8 as threshold, baseline_rate::float8 as baseline_rate, model_version"
-            " from analytics.agent_error_alerts where as_of_date = :d and status in ('ok', 'escalating')"
-            " and probability is not null and baseline_rate is not null"), conn, params={"d": as_of})
+            "with arms as (select distinct on (workspace_id) workspace_id, arm from analytics.prediction_snapshots"
+            "  where prediction_type = :type and as_of_date = :d order by workspace_id, arm)"
+            " select a.workspace_id, a.agent_id, a.as_of_date, a.alert_level, a.probability::float8 as probability,"
+            " a.threshold::float8 as threshold, a.baseline_rate::float8 as baseline_rate, a.model_version,"
+            " coalesce(arms.arm, :champion) as arm"
+            " from analytics.agent_error_alerts a left join arms on arms.workspace_id = a.workspace_id"
+            " where a.as_of_date = :d and a.status in ('ok', 'escalating')"
+            " and a.probability is not null and a.baseline_rate is not null"), conn,
+            params={"d": as_of, "type": ERROR_RATE, "champion": CHAMPION_ARM})
 
 
 def _daily(engine: Engine, first: date, last: date) -> pd.DataFrame:

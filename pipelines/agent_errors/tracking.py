@@ -1,6 +1,9 @@
 """MLflow for the agent error-rate kind: one run per training (params, metrics, the candidates' out-of-time
-table, feature importance, path parameters, the model bundle as JSON and as a pyfunc), and the champion's
-bundle for the nights that score with it instead of retraining."""
+table, feature importance, path parameters, the model bundle as JSON and as a pyfunc), and a version's bundle
+for the nights that score with it instead of retraining.
+
+The scoring artifact is the run's ``bundle/`` folder: ``bundle.json`` (per shard the escalation model's JSON
+and the forecast path parameters, the settings it was made with, ``trained_through``). No pickles."""
 from __future__ import annotations
 
 import json
@@ -13,10 +16,10 @@ import pandas as pd
 
 from core.settings import REPO_ROOT, Settings
 from pipelines.agent_errors.data import EXPERIMENT, MODEL_NAME
-from pipelines.registry import CHAMPION, configure, use_experiment
+from pipelines.registry import use_experiment
 
 BUNDLE = "bundle.json"
-TRAINED_THROUGH_TAG = "pae_trained_through"
+BUNDLE_DIR = "bundle"  # the run's artifact folder holding BUNDLE: the scoring artifact
 
 
 def log_run(settings: Settings, as_of: date, root: Path, bundle: dict, params: dict, metrics: dict,
@@ -37,44 +40,26 @@ def log_run(settings: Settings, as_of: date, root: Path, bundle: dict, params: d
             mlflow.log_artifact(str(root / "candidates_oot.csv"), "metrics")
         mlflow.log_dict(importance, "feature_importance.json")
         mlflow.log_dict(summary, "alerts_summary.json")
-        mlflow.log_artifact(str(bundle_path), "bundle")
+        mlflow.log_artifact(str(bundle_path), BUNDLE_DIR)
         info = mlflow.pyfunc.log_model(name="model", python_model=str(Path(__file__).with_name("pyfunc.py")),
                                        artifacts={"bundle": str(bundle_path)}, code_paths=[str(REPO_ROOT / "models")])
         run_id, artifact_uri = run.info.run_id, run.info.artifact_uri
     return run_id, info.model_uri, artifact_uri
 
 
-def tag_trained_through(settings: Settings, version: str, as_of: date) -> None:
-    configure(settings)
-    from mlflow.tracking import MlflowClient
-
-    MlflowClient().set_model_version_tag(MODEL_NAME, version, TRAINED_THROUGH_TAG, as_of.isoformat())
-
-
 @dataclass
 class Champion:
+    """A stored version's bundle (the champion, the challenger or any version to score with)."""
+
     version: str
     trained_through: date
     bundle: dict
 
 
-def load_champion(settings: Settings) -> Champion | None:
-    """The ``champion`` version's bundle, or None when there is none yet (or it predates the tag)."""
-    configure(settings)
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
+def load_version(settings: Settings, version: str) -> Champion:
+    """Version ``version``'s bundle (its run's ``bundle/`` folder, ``pipelines.serving.version_artifact_dir``)."""
+    from pipelines.serving import version_artifact_dir
 
-    client = MlflowClient()
-    try:
-        mv = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
-    except MlflowException as exc:
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            return None
-        raise
-    through = mv.tags.get(TRAINED_THROUGH_TAG)
-    if not through or not mv.run_id:
-        return None
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{mv.run_id}/bundle/{BUNDLE}")
-    return Champion(version=str(mv.version), trained_through=date.fromisoformat(through),
-                    bundle=json.loads(Path(local).read_text()))
+    folder = version_artifact_dir(settings, MODEL_NAME, str(version), BUNDLE_DIR)
+    bundle = json.loads((folder / BUNDLE).read_text())
+    return Champion(version=str(version), trained_through=date.fromisoformat(bundle["trained_through"]), bundle=bundle)

@@ -1,16 +1,34 @@
 """User churn as a prediction kind: one unit of work (training is pooled across workspaces), scores for
-every user seen within ``churn_lookback_days``, each with a state, published to ``analytics.churn_predictions``."""
+every user seen within ``churn_lookback_days``, each with a state, published to ``analytics.churn_predictions``.
+
+Training is split from scoring (README, "Retraining and scoring"). A nightly run scores with the stored version to
+serve (``pipelines.churn.scoring``: the champion, or a newer ``promote`` version a retrain registered; the
+challenger for the users of the challenger arm's workspaces): no cross-validation, no fit, no out-of-time
+evaluation. With no usable version it trains inline, as a retrain does (``train_shard`` + ``finalize_training``),
+scores with the new model and records a ``no-champion`` retrain. A retrain (``pae retrain --kinds churn``, the
+retrain DAG) runs ``train_shard`` and ``finalize_training`` only and publishes nothing.
+
+On scoring nights the merge also records a pending retrain (``pipelines.retrain_runs.request_retrain``) when the
+served champion was trained on data ``retrain_every_days`` old or more (``schedule``) or the monitor's realised
+Brier alert fires (``accuracy``).
+"""
 from __future__ import annotations
 
+import logging
 from datetime import date
 
+import pandas as pd
 from sqlalchemy.engine import Engine
 
-from core.contracts import CHURN_30D
+from core.arms import CHAMPION_ARM
+from core.contracts import CHURN_30D, RunStatus
 from core.settings import Settings
-from pipelines.churn.realised import CHURN_TARGET, realised_churn_outcomes
-from pipelines.churn.train import MODEL_NAME, train_and_score
+from pipelines.churn.realised import CHURN_TARGET, arm_churn_outcomes, realised_churn_outcomes
+from pipelines.churn.scoring import score_shard, scoring_plan
+from pipelines.churn.train import MODEL_NAME, score_trained, track_and_register, train_model
 from pipelines.results import KindResult, ShardResult
+
+log = logging.getLogger(__name__)
 
 
 class ChurnKind:
@@ -24,23 +42,107 @@ class ChurnKind:
     def realised_outcomes(self, settings: Settings, engine: Engine, run_date: date):
         return realised_churn_outcomes(settings, engine, run_date)
 
+    def ab_outcomes(self, settings: Settings, engine: Engine, run_date: date):
+        """Outcomes of the last ``ab_window_days`` with their arm: the arms are compared on Brier (``pipelines.ab``)."""
+        return arm_churn_outcomes(settings, engine, run_date)
+
     def shards(self, settings: Settings) -> list[int]:
         return [0]
 
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
-        ref = train_and_score(settings, engine, run_date)
-        return ShardResult(kind=self.name, shard=shard, status=ref["status"], path=ref.get("scores_path"),
-                           n_rows=ref.get("n_scored", 0), mlflow_run_id=ref.get("mlflow_run_id"), details=ref)
+        """Score with the stored versions by arm; with none usable, train inline and score with the new model."""
+        plan = scoring_plan(settings, engine, run_date)
+        if not plan.train_inline:
+            ref = score_shard(settings, run_date, plan)
+        else:
+            ref = {**self.train_shard(settings, engine, run_date, shard), "mode": "trained", "train_reason": plan.note}
+            if ref["status"] == "trained":
+                ref.update(score_trained(settings, run_date, ref))  # the version is known after registration
+        status = RunStatus.INSUFFICIENT_DATA if ref["status"] == "insufficient_data" else RunStatus.SUCCESS
+        return ShardResult(kind=self.name, shard=shard, status=status, path=ref.get("scores_path"),
+                           n_rows=ref.get("n_scored", 0), details=ref)
+
+    # retraining (pipelines.retrain): training apart from nightly scoring
+    def train_shards(self, settings: Settings) -> list[int]:
+        return [0]
+
+    def train_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> dict:
+        """Train on data through ``run_date`` (the whole pooled training set is one unit)."""
+        return train_model(settings, run_date)
+
+    def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
+        """Track the trained model with its scoring artifact in MLflow and register the version with its decision;
+        publishes nothing."""
+        (ref,) = refs
+        decision, run_id = track_and_register(settings, engine, run_date, ref)
+        return KindResult(kind=self.name, status=RunStatus.SUCCESS if decision.promoted else RunStatus.SKIPPED,
+                          reason=None if decision.promoted else f"challenger not promoted: {decision.reason}",
+                          model_version=decision.version, mlflow_run_id=run_id, metrics=ref.get("metrics", {}),
+                          counts={"training_rows": ref.get("n_train", 0)},
+                          details={"promotion": decision.as_dict(), "champion_kind": ref.get("champion_kind"),
+                                   "train_seconds": ref.get("seconds"), "cpu_seconds": ref.get("cpu_seconds")})
 
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         (result,) = shards
         ref = result.details
-        return KindResult(kind=self.name, status=ref["status"], reason=ref.get("reason"),
-                          publish_to="churn_predictions", frame_path=ref.get("scores_path"),
-                          model_version=ref.get("model_version"), mlflow_run_id=ref.get("mlflow_run_id"),
-                          metrics=ref.get("metrics", {}),
+        if ref["status"] == "insufficient_data":
+            return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, reason=ref.get("reason"),
+                              counts={"training_rows": ref.get("n_train", 0)}, details=ref)
+        if ref.get("mode") == "scored":
+            return self._finalize_scored(settings, engine, run_date, ref)
+        return self._finalize_trained(settings, engine, run_date, ref)
+
+    def _finalize_scored(self, settings: Settings, engine: Engine, run_date: date, ref: dict) -> KindResult:
+        versions = ref["versions"]
+        through = date.fromisoformat(ref["trained_through"][CHAMPION_ARM])
+        details = {**ref, "retrain_check": _retrain_check(settings, engine, run_date, versions[CHAMPION_ARM], through)}
+        return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="churn_predictions",
+                          frame_path=ref["scores_path"], model_version=versions[CHAMPION_ARM],
+                          counts={"scored_users": ref["n_scored"], "training_rows": 0}, details=details)
+
+    def _finalize_trained(self, settings: Settings, engine: Engine, run_date: date, ref: dict) -> KindResult:
+        from pipelines.retrain_runs import record_inline_retrain
+
+        result = self.finalize_training(settings, engine, run_date, [ref])
+        promotion = result.details["promotion"]
+        retrain_id = record_inline_retrain(engine, self.name, run_date, result.model_version, promotion,
+                                           ref.get("train_reason", ""), ref.get("seconds", 0))
+        details = {**ref, **result.details, "mode": "trained inline", "retrain_id": retrain_id,
+                   "versions": {CHAMPION_ARM: result.model_version}, "mlflow_run_id": result.mlflow_run_id,
+                   "model_version": result.model_version}
+        frame_path = None
+        if result.status == RunStatus.SUCCESS:  # promoted: its scores are published, which moves the alias
+            scores = pd.read_parquet(ref["scores_path"]).assign(model_version=result.model_version)
+            scores.to_parquet(ref["scores_path"])
+            frame_path = ref["scores_path"]
+            by_arm = scores.drop_duplicates("workspace_id")["arm"].value_counts()
+            details["workspaces_by_arm"] = {k: int(v) for k, v in by_arm.items()}
+        return KindResult(kind=self.name, status=result.status, reason=result.reason, publish_to="churn_predictions",
+                          frame_path=frame_path, model_version=result.model_version,
+                          mlflow_run_id=result.mlflow_run_id, metrics=result.metrics,
                           counts={"scored_users": ref.get("n_scored", 0), "training_rows": ref.get("n_train", 0)},
-                          details=ref)
+                          details=details)
+
+
+def _retrain_check(settings: Settings, engine: Engine, run_date: date, version: str, through: date) -> dict:
+    """On a scoring night: request a retrain when the served champion's data (through ``through``) is
+    ``retrain_every_days`` old or more (``schedule``) or the realised Brier alert over ``monitor_window_days``
+    fires (``accuracy``)."""
+    from pipelines.monitor import classification_alerts
+    from pipelines.retrain_runs import request_retrain
+
+    age = (run_date - through).days
+    alert = classification_alerts(engine, CHURN_30D, CHURN_TARGET, KIND.outcome_alert["promised_metric"], MODEL_NAME,
+                                  run_date, settings.monitor_window_days, settings.monitor_alert_margin,
+                                  KIND.outcome_alert["measure"])
+    reasons = [r for r, fired in (("accuracy", alert["alert"]), ("schedule", age >= settings.retrain_every_days))
+               if fired]
+    figures = {"champion": version, "trained_through": through.isoformat(), "champion_age_days": age,
+               "accuracy": alert, "retrain_requested": reasons}
+    if reasons:
+        figures["retrain_id"] = request_retrain(engine, KIND.name, reasons[0], run_date, {**figures, "reasons": reasons})
+        log.warning("churn: retrain requested (%s) for champion v%s", ", ".join(reasons), version)
+    return figures
 
 
 KIND = ChurnKind()

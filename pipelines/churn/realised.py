@@ -3,7 +3,9 @@
 The scores published as of ``T = D - churn_window_days`` (``analytics.churn_predictions.prediction_date``)
 against the training label of ``pipelines.churn.train.churn_labels``: no active day in ``(T, T + window]``,
 from the feature store's daily user aggregates, so the realised outcome is the label the model was trained and
-promised on. ``predicted_positive`` = probability >= ``HIGH_RISK`` (the dashboard's high-risk cut).
+promised on. ``predicted_positive`` = probability >= ``HIGH_RISK`` (the dashboard's high-risk cut). Each score
+keeps the ``model_version`` and A/B ``arm`` that made it (``sql/020_churn_arms.sql``), so the classification
+accuracy is stored per version and arm.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def _scores(engine: Engine, as_of: date) -> pd.DataFrame:
     with engine.connect() as conn:
         return pd.read_sql(sa.text(
             "select w.external_id as workspace_id, u.external_id as user_id, c.churn_probability::float8 as probability,"
-            " c.model_version from analytics.churn_predictions c"
+            " c.model_version, c.arm from analytics.churn_predictions c"
             " join analytics.entities w on w.entity_type = 'workspace' and w.entity_id = c.workspace_id"
             " join analytics.entities u on u.entity_type = 'user' and u.entity_id = c.user_id"
             " where c.prediction_date = :d"), conn, params={"d": as_of})
@@ -43,7 +45,7 @@ def _outcomes(settings: Settings, engine: Engine, dates: list[date], observed_un
         raise ValueError(f"the {window}-day churn window of {late[0]} has not closed by {observed_until}")
     scores = {d: s for d in dates if len(s := _scores(engine, d))}
     if not scores:
-        return pd.DataFrame(columns=["workspace_id", "user_id", "probability", "model_version"])
+        return pd.DataFrame(columns=["workspace_id", "user_id", "probability", "model_version", "arm"])
     agg = load_daily_aggregates(settings.offline_store_dir, max(scores) + timedelta(days=window),  # read once
                                 since=min(scores) + timedelta(days=1), only=("user_feature",))
     active = active_days(agg).astype({"workspace_id": str, "user_id": str})
@@ -59,4 +61,13 @@ def realised_churn_outcomes(settings: Settings, engine: Engine, run_date: date) 
     window = settings.churn_window_days
     frame = _outcomes(settings, engine, [run_date - timedelta(days=window + k)
                                          for k in range(settings.monitor_rescore_days)], run_date)
+    return frame if len(frame) else None
+
+
+def arm_churn_outcomes(settings: Settings, engine: Engine, run_date: date) -> pd.DataFrame | None:
+    """Outcomes of the scores whose window closed in the last ``ab_window_days`` nights, with their arm and version:
+    what the nightly A/B comparison reads (``pipelines.ab.compare_outcome_arms``)."""
+    window = settings.churn_window_days
+    frame = _outcomes(settings, engine, [run_date - timedelta(days=window + k)
+                                         for k in range(settings.ab_window_days)], run_date)
     return frame if len(frame) else None

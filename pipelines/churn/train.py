@@ -1,4 +1,11 @@
-"""Churn: point-in-time training sets, out-of-time evaluation, MLflow tracking, scores for date ``D``.
+"""Churn training: point-in-time training sets, out-of-time evaluation, MLflow tracking and registration.
+
+Training is split from nightly scoring (README, "Retraining and scoring"): ``train_model`` builds the training set
+and fits the model (cross-validated selection over the classifier kinds, calibration, explainer, time-to-churn)
+and saves its bundle as the version's scoring artifact; ``track_and_register`` logs the run to MLflow with that
+artifact and registers the version with its decision. It runs in a retrain (``pae retrain --kinds churn``, the
+retrain DAG) or, when there is no usable champion, in the nightly run itself; other nights score with the stored
+version (``pipelines.churn.scoring``).
 
 Population: every user seen within ``settings.churn_lookback_days`` (365) of ``T`` is scored and, in
 training snapshots, labelled; each gets a state (``active`` / ``lapsing`` / ``dormant``, from their silence
@@ -11,15 +18,15 @@ whole population, for each state (``oot_<metric>_<state>``) and for the users ac
 
 Evaluation is strictly out of time: the test snapshot is ``D - window`` (the latest with a complete
 label window), and training snapshots end ``window`` days before it, so no training label window
-overlaps the test's. The model evaluated is the model that scores ``D``: the numbers reported are the
-numbers of what is served. Training is pooled across workspaces (with workspace-level features), so
-small workspaces get scores too; the minimum-examples rule applies to the pooled training set.
+overlaps the test's. The model evaluated is the model that is stored and served: the numbers reported are
+the numbers of what scores the following nights. Training is pooled across workspaces (with workspace-level
+features), so small workspaces get scores too; the minimum-examples rule applies to the pooled training set.
 """
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
+import shutil
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -109,10 +116,12 @@ def training_frame(settings: Settings, agg: DailyAggregates, dates: list[date], 
     return frame
 
 
-def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, p_test, bundle: Path,
+def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, p_test, scoring: Path,
                 importance: dict) -> tuple[str, str, str]:
-    """One MLflow run: params, metrics, plots, feature importance, the model; returns (run id, uri, path)."""
+    """One MLflow run: params, metrics, plots, feature importance, the scoring artifact folder (``scoring/``) and
+    the pyfunc model over the same bundle; returns (run id, model uri, artifact uri)."""
     from models.churn import calibration_plot, roc_plot
+    from pipelines.churn.scoring import ARTIFACT_DIR
     from pipelines.registry import use_experiment
 
     use_experiment(settings, EXPERIMENT)
@@ -126,9 +135,10 @@ def _log_mlflow(settings: Settings, model, metrics: dict, params: dict, y_test, 
             mlflow.log_figure(fig, f"plots/{name}")
         mlflow.log_dict(importance, "feature_importance.json")
         mlflow.log_dict(model.metadata, "training_metadata.json")
+        mlflow.log_artifacts(str(scoring), ARTIFACT_DIR)  # what nightly scoring loads (pipelines.churn.scoring)
         info = mlflow.pyfunc.log_model(
             name="model", python_model=str(Path(__file__).with_name("pyfunc.py")),
-            artifacts={"bundle": str(bundle)}, code_paths=[str(REPO_ROOT / "models")],
+            artifacts={"bundle": str(scoring)}, code_paths=[str(REPO_ROOT / "models")],
         )
         return run.info.run_id, info.model_uri, run.info.artifact_uri
 
@@ -141,30 +151,33 @@ def _feature_importance(model, X: pd.DataFrame) -> dict:
     return {model.feature_columns[i]: round(float(mean_abs[i]), 6) for i in order}
 
 
-def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_snapshots: int = 8,
-                    kinds: tuple[str, ...] | None = None) -> dict:
-    """Build the training set, train and evaluate out of time, track, register and score ``run_date``.
+def training_dir(settings: Settings, run_date: date) -> Path:
+    """Where a training of ``run_date`` keeps its outputs until they are tracked in MLflow."""
+    return settings.data_dir / "churn" / f"as_of={run_date.isoformat()}" / "training"
 
-    Returns a reference dict: ``status`` (``success`` | ``insufficient_data`` | ``skipped``), counts,
-    metrics, the MLflow run id and model version, and ``scores_path`` (Parquet) when scores were made.
+
+def train_model(settings: Settings, run_date: date, n_train_snapshots: int | None = None,
+                kinds: tuple[str, ...] | None = None) -> dict:
+    """Build the training set, select and fit the model (CV over the candidate kinds), evaluate it out of time.
+
+    Writes to ``training_dir``: ``scoring/`` (the model's bundle and ``config.json``, the version's scoring
+    artifact), ``test.parquet`` (the test snapshot's features, labels and probabilities) and ``importance.json``.
+    Returns a JSON-ready reference: ``status`` (``trained`` | ``insufficient_data``), ``n_rows`` (training rows,
+    0 when nothing was trained), ``n_workspaces``, ``seconds``, metrics, params and ``path``.
     """
-    from models.churn import (
-        CLASSIFIER_KINDS,
-        ChurnModel,
-        InsufficientDataError,
-        evaluate,
-    )
-    from pipelines.churn.wording import with_words
-    from pipelines.registry import fingerprint, promote, record_ml_model, register
+    from models.churn import CLASSIFIER_KINDS, ChurnModel, InsufficientDataError, TrainingSet, evaluate
+    from pipelines.churn.scoring import ARTIFACT_DIR, save_artifact
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     window = settings.churn_window_days
+    n_train_snapshots = n_train_snapshots or settings.churn_training_snapshots
     test_date, train_dates = snapshot_dates(run_date, window, n_train_snapshots)
     agg = load_daily_aggregates(settings.offline_store_dir, run_date)
     first_day = agg.user_feature["day"].min()
-    train_dates = [d for d in train_dates if pd.Timestamp(d) - first_day >= pd.Timedelta(days=28)]
+    train_dates = [d for d in train_dates
+                   if pd.Timestamp(d) - first_day >= pd.Timedelta(days=settings.churn_min_history_days)]
     ref: dict = {"run_date": run_date.isoformat(), "test_date": test_date.isoformat(),
-                 "train_dates": [d.isoformat() for d in train_dates]}
+                 "train_dates": [d.isoformat() for d in train_dates], "n_rows": 0, "n_workspaces": 0}
     if len(train_dates) < 2:
         ref.update(status="insufficient_data", reason=f"history too short for 2 training snapshots before {test_date}",
                    counts={"train_snapshots": len(train_dates)})
@@ -172,67 +185,105 @@ def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_
 
     frame = training_frame(settings, agg, [*train_dates, test_date], run_date)
     is_test = frame["as_of"] == pd.Timestamp(test_date)
-    from models.churn import TrainingSet
-
     features = [c for c in USER_BEHAVIOUR.columns if c in frame]
     train = TrainingSet.from_frame(frame[~is_test].reset_index(drop=True), features=features,
                                    days_to_inactivity="days_to_inactivity")
     test = frame[is_test].reset_index(drop=True)
     ref["n_train"], ref["n_test"] = int((~is_test).sum()), int(is_test.sum())
+    kinds = tuple(kinds or CLASSIFIER_KINDS)
     try:
-        model = ChurnModel.fit(train, kinds=kinds or CLASSIFIER_KINDS, n_folds=3,
-                               min_per_class=settings.churn_min_examples, random_state=0,
-                               feature_set=USER_BEHAVIOUR.key)
+        model = ChurnModel.fit(train, kinds=kinds, n_folds=3, min_per_class=settings.churn_min_examples,
+                               random_state=0, feature_set=USER_BEHAVIOUR.key)
     except InsufficientDataError as exc:
         ref.update(status="insufficient_data", reason=str(exc), counts=exc.counts)
         return ref
-    ref["train_seconds"] = round(time.perf_counter() - t0, 1)
 
     p_test = model.predict_proba(test[model.feature_columns])
     metrics = {f"oot_{k}": v for k, v in evaluate(test["churned"], p_test).items()}
     metrics.update(segment_metrics(settings, test, test["churned"], p_test))
     metrics.update({f"cv_auc_{k}": v for k, v in model.metadata["mean_auc"].items() if v is not None})
-    ref["metrics"] = metrics
-    ref["champion_kind"] = model.kind
-
-    importance = _feature_importance(model, test)
     params = {"run_date": run_date.isoformat(), "window_days": window, "test_date": test_date.isoformat(),
               "train_dates": ",".join(ref["train_dates"]), "n_train": ref["n_train"], "n_test": ref["n_test"],
-              "champion_kind": model.kind, "kinds": ",".join(kinds or CLASSIFIER_KINDS),
-              "feature_set": USER_BEHAVIOUR.key, "min_per_class": settings.churn_min_examples,
-              "lookback_days": settings.churn_lookback_days}
-    with tempfile.TemporaryDirectory(prefix="churn-bundle-") as tmp:  # MLflow copies it into the run
-        bundle = Path(tmp) / "bundle"
-        model.save(bundle)
-        run_id, model_uri, artifact_uri = _log_mlflow(settings, model, metrics, params, test["churned"].to_numpy(),
-                                                      p_test, bundle, importance)
-    print_hash = fingerprint(run_date, params, test[model.feature_columns], pd.DataFrame({"p": p_test}))
-    version = register(model_uri, MODEL_NAME, "oot_auc", metrics["oot_auc"], settings, fingerprint=print_hash)
-    decision = promote(MODEL_NAME, version, "oot_auc", metrics["oot_auc"], settings, lower_is_better=False,
-                       tolerance=settings.churn_promotion_tolerance)
-    ref.update(mlflow_run_id=run_id, model_version=version, promotion=decision.as_dict())
-    with engine.begin() as conn:
-        record_ml_model(conn, model_name=MODEL_NAME, model_type=f"churn_{model.kind}", version=version,
-                        target_metric="churn_30d", training_params=params,
-                        performance_metrics={**metrics, "promotion": decision.as_dict()},
-                        feature_importance=importance, artifacts_path=f"{artifact_uri}/model",
-                        training_data_start=train_dates[0], training_data_end=test_date, is_active=None)
+              "champion_kind": model.kind, "kinds": ",".join(kinds), "feature_set": USER_BEHAVIOUR.key,
+              "min_per_class": settings.churn_min_examples, "lookback_days": settings.churn_lookback_days}
+    out = training_dir(settings, run_date)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    save_artifact(out / ARTIFACT_DIR, model, trained_through=run_date)
+    test[model.feature_columns].assign(churned=test["churned"].to_numpy(), p=p_test).to_parquet(out / "test.parquet")
+    (out / "importance.json").write_text(json.dumps(_feature_importance(model, test)))
+    ref.update(status="trained", path=str(out), metrics=metrics, params=params, champion_kind=model.kind,
+               n_rows=ref["n_train"], n_workspaces=int(frame["workspace_id"].nunique()),
+               seconds=round(time.perf_counter() - t0, 1), cpu_seconds=round(time.process_time() - c0, 1),
+               training_data_start=train_dates[0].isoformat(), training_data_end=test_date.isoformat())
+    ref["train_seconds"] = ref["seconds"]
+    return ref
+
+
+def track_and_register(settings: Settings, engine: Engine, run_date: date, ref: dict):
+    """Track a trained model (``train_model``'s reference) in MLflow with its scoring artifact, register the version
+    with its decision (``registry.register_version``: ``promote`` or ``keep`` against the champion's out-of-time
+    AUC within ``churn_promotion_tolerance``) and tag the last day of data it saw. Returns (decision, run id)."""
+    from models.churn import ChurnModel
+    from pipelines.churn.scoring import ARTIFACT_DIR
+    from pipelines.registry import ModelRecord, fingerprint, register_version
+    from pipelines.serving import tag_trained_through
+
+    out = Path(ref["path"])
+    model = ChurnModel.load(out / ARTIFACT_DIR)
+    test = pd.read_parquet(out / "test.parquet")
+    importance = json.loads((out / "importance.json").read_text())
+    metrics, params = ref["metrics"], ref["params"]
+    run_id, model_uri, artifact_uri = _log_mlflow(settings, model, metrics, params, test["churned"].to_numpy(),
+                                                  test["p"].to_numpy(), out / ARTIFACT_DIR, importance)
+    record = ModelRecord(model_type=f"churn_{model.kind}", target_metric="churn_30d", training_params=params,
+                         performance_metrics=metrics, feature_importance=importance,
+                         training_data_start=date.fromisoformat(ref["training_data_start"]),
+                         training_data_end=date.fromisoformat(ref["training_data_end"]))
+    print_hash = fingerprint(run_date, params, test[model.feature_columns], pd.DataFrame({"p": test["p"]}))
+    decision = register_version(engine, settings, model_name=MODEL_NAME, model_uri=model_uri,
+                                artifact_uri=artifact_uri, metric="oot_auc", value=metrics["oot_auc"],
+                                lower_is_better=False, tolerance=settings.churn_promotion_tolerance,
+                                print_hash=print_hash, record=record, kind="churn", run_date=run_date)
+    tag_trained_through(settings, MODEL_NAME, decision.version, run_date)
+    return decision, run_id
+
+
+def score_trained(settings: Settings, run_date: date, ref: dict, version: str | None = None) -> dict:
+    """Score the population of ``run_date`` with the model just trained (``train_model``'s folder, champion arm);
+    writes ``scores.parquet`` and returns ``{scores_path, n_scored, states, score_seconds}``."""
+    from core.arms import CHAMPION_ARM
+    from models.churn import ChurnModel
+    from pipelines.churn.scoring import ARTIFACT_DIR, population, score_users, write_scores
+
+    t1 = time.perf_counter()
+    model = ChurnModel.load(Path(ref["path"]) / ARTIFACT_DIR)
+    scores = score_users(population(settings, run_date), model, version, CHAMPION_ARM)
+    scores = scores.sort_values(["workspace_id", "user_id"]).reset_index(drop=True)
+    out = write_scores(settings, run_date, scores)
+    return {"scores_path": str(out), "n_scored": len(scores),
+            "states": {k: int(v) for k, v in scores["state"].value_counts().sort_index().items()},
+            "score_seconds": round(time.perf_counter() - t1, 1)}
+
+
+def train_and_score(settings: Settings, engine: Engine, run_date: date, n_train_snapshots: int | None = None,
+                    kinds: tuple[str, ...] | None = None) -> dict:
+    """Train (``train_model``), track and register (``track_and_register``) and, when the version is promoted,
+    score ``run_date`` with it, in one call (benchmarks, tests; the nightly run and retrains go through
+    ``pipelines.churn.kind``).
+
+    Returns a reference dict: ``status`` (``success`` | ``insufficient_data`` | ``skipped``), counts,
+    metrics, the MLflow run id and model version, and ``scores_path`` (Parquet) when scores were made.
+    """
+    t0 = time.perf_counter()
+    ref = train_model(settings, run_date, n_train_snapshots, kinds)
+    if ref["status"] != "trained":
+        return ref
+    decision, run_id = track_and_register(settings, engine, run_date, ref)
+    ref.update(mlflow_run_id=run_id, model_version=decision.version, promotion=decision.as_dict())
     if not decision.promoted:
         ref.update(status="skipped", reason=f"challenger not promoted: {decision.reason}")
         return ref
-
-    t1 = time.perf_counter()
-    population = snapshot_features(settings, agg, run_date)
-    X = population[model.feature_columns]
-    scored = with_words(model.predict(X), X)  # drivers (data) -> risk_factors and recommended_actions
-    scores = pd.concat([population[["workspace_id", "user_id"]], scored.reset_index(drop=True)], axis=1)
-    scores["model_version"] = version
-    ref["states"] = {k: int(v) for k, v in scores["state"].value_counts().sort_index().items()}
-    for col in ("risk_factors", "recommended_actions"):  # JSON text: Parquet would turn lists into arrays
-        scores[col] = [json.dumps(v, sort_keys=True, default=float) for v in scores[col]]
-    out = settings.data_dir / "churn" / f"as_of={run_date.isoformat()}" / "scores.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    scores.to_parquet(out)
-    ref.update(status="success", scores_path=str(out), n_scored=len(scores),
-               score_seconds=round(time.perf_counter() - t1, 1), total_seconds=round(time.perf_counter() - t0, 1))
+    ref.update(score_trained(settings, run_date, ref, decision.version), status="success",
+               total_seconds=round(time.perf_counter() - t0, 1))
     return ref

@@ -5,8 +5,13 @@ Layout (logged to the training run as the MLflow artifact folder ``scoring/``)::
     config.json                   ensemble parameters of totals and features, shard count, trained_through
     shard=<k>/total_weights.parquet       per-series group, choice and member weights (workspace totals)
     shard=<k>/total_calibration.parquet   conformal scores per calibrator and step (daily, cumulative, per group)
+    shard=<k>/total_specs.parquet         per series and member, the specification its search chose (format 2)
     shard=<k>/feature_*.parquet           the same for the workspace x feature series
     shard=<k>/state.json                  member names and calibrator settings per level
+
+Format 2 added ``*_specs.parquet``: scoring fits each series' stored specification (AutoETS model string, the
+MSTL trend's) without the search. A format-1 artifact still scores: its members search as training did
+(``ScoringArtifact.has_specs`` is False and the shard's reference says so).
 
 Training saves each shard's state next to its outputs (``save_shard_state``); ``build_artifact`` gathers the
 shards; ``load_artifact`` reads a registered version's folder back.
@@ -24,7 +29,8 @@ import pandas as pd
 from core.settings import Settings
 
 ARTIFACT_DIR = "scoring"
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: no stored specifications (scoring searches them)
 LEVELS = ("total", "feature")
 
 
@@ -39,6 +45,7 @@ def save_shard_state(out: Path, total_model, bottom_model) -> None:
         state = ensemble_state(model)
         state.weights.to_parquet(folder / f"{level}_weights.parquet")
         state.calibration.to_parquet(folder / f"{level}_calibration.parquet")
+        state.specs.to_parquet(folder / f"{level}_specs.parquet")
         meta[level] = state.meta
     (folder / "state.json").write_text(json.dumps(meta))
 
@@ -69,6 +76,15 @@ class ScoringArtifact:
         return int(self.config["n_shards"])
 
     @property
+    def format(self) -> int:
+        return int(self.config["format"])
+
+    @property
+    def has_specs(self) -> bool:
+        """Whether the members' chosen specifications are stored (format 2); else scoring searches them."""
+        return self.format >= 2
+
+    @property
     def trained_through(self) -> date:
         return date.fromisoformat(self.config["trained_through"])
 
@@ -79,14 +95,16 @@ class ScoringArtifact:
 
     def state(self, shard: int, level: str):
         """The ``EnsembleState`` of training shard ``shard`` at ``level`` (None when that shard had no series)."""
-        from models.forecasting.stored import EnsembleState
+        from models.forecasting.stored import EnsembleState, empty_specs
 
         folder = self.folder / f"shard={shard}"
         if not (folder / "state.json").exists():
             return None
         meta = json.loads((folder / "state.json").read_text())[level]
+        specs = folder / f"{level}_specs.parquet"
         return EnsembleState(weights=pd.read_parquet(folder / f"{level}_weights.parquet"),
-                             calibration=pd.read_parquet(folder / f"{level}_calibration.parquet"), meta=meta)
+                             calibration=pd.read_parquet(folder / f"{level}_calibration.parquet"), meta=meta,
+                             specs=pd.read_parquet(specs) if self.has_specs and specs.exists() else empty_specs())
 
 
     def combined_state(self, level: str):
@@ -106,8 +124,9 @@ def read_artifact(version: str, folder: Path) -> ScoringArtifact:
     if not path.exists():
         raise ValueError(f"no {ARTIFACT_DIR}/config.json in the artifact of version {version}")
     config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected {FORMAT}")
+    if config.get("format") not in READABLE_FORMATS:
+        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected one of "
+                         f"{READABLE_FORMATS}")
     missing = {"ensemble", "ensemble_features", "n_shards", "trained_through"} - set(config)
     if missing:
         raise ValueError(f"version {version}: artifact config lacks {sorted(missing)}")

@@ -115,18 +115,20 @@ def load_shard_series(settings: Settings, as_of: date, shard: int, n_shards: int
 
 
 def forecast_frame(settings: Settings, total_model, bottom_model) -> pd.DataFrame:
-    """The published frame from fitted total and feature models (an Ensemble or a StoredEnsemble): daily totals,
-    reconciled features and cumulative totals, sorted by key."""
+    """The published frame from fitted total and feature models (an Ensemble or a StoredEnsemble; no feature model:
+    no feature rows): daily totals, reconciled features and cumulative totals, sorted by key."""
     h = settings.forecast_horizon_days
     total_fc = total_model.predict(h=h, level=settings.forecast_level).rename(columns={"unique_id": "workspace_id"})
-    bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
-    bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
-    features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
+    parts = [total_fc.assign(dimension=TOTAL, target_metric=DAILY_METRIC)]
+    if bottom_model is not None:
+        bottom_fc = bottom_model.predict(h=h, level=settings.forecast_level)
+        bottom_fc[["workspace_id", "feature"]] = bottom_fc["unique_id"].str.split("|", n=1, expand=True)
+        features = reconcile(total_fc, bottom_fc.drop(columns="unique_id"))
+        parts.append(features.rename(columns={"feature": "dimension"}).assign(target_metric=DAILY_METRIC))
     cumulative = total_model.predict_cumulative(h, level=settings.forecast_level).rename(
         columns={"unique_id": "workspace_id"})
-    frame = pd.concat([total_fc.assign(dimension=TOTAL, target_metric=DAILY_METRIC),
-                       features.rename(columns={"feature": "dimension"}).assign(target_metric=DAILY_METRIC),
-                       cumulative.assign(dimension=TOTAL, target_metric=CUMULATIVE_METRIC)], ignore_index=True)
+    parts.append(cumulative.assign(dimension=TOTAL, target_metric=CUMULATIVE_METRIC))
+    frame = pd.concat(parts, ignore_index=True)
     frame = frame.rename(columns={"ds": "prediction_date", "yhat": "predicted_value",
                                   "yhat_lower": "confidence_lower", "yhat_upper": "confidence_upper"})
     frame["confidence_level"] = settings.forecast_level / 100

@@ -4,12 +4,16 @@ The champion version's artifact (``pipelines.consumption.artifact``) gives each 
 the interval calibration; scoring refits only the members each series needs on the latest history and
 combines them (``models.forecasting.stored.StoredEnsemble``), then reconciles features to totals and adds the
 cumulative rows exactly as training does. With ``ab_challenger_share`` > 0 the workspaces of the challenger
-arm (``core.arms.arm_of``) are scored with the challenger version's artifact; every row carries its version
+arm (``core.arms.workspace_arm``, on the workspace UUID as the snapshots) are scored with the challenger version's artifact; every row carries its version
 in ``model_version`` and its arm in ``arm``.
 
 Workspaces (or workspace x feature series) the artifact does not know get the default weights (the mean
 stored mix, ``EnsembleState.default_weights``) and the pooled interval calibration; they are counted in the
 shard's reference (``unknown_workspaces``, ``unknown_feature_series``).
+
+Members that search a specification per series (ETS's AutoETS model, MSTL's trend model) fit the one training
+chose for the series (artifact format 2), without the search; the reference counts them (``fixed_specs``). A
+format-1 artifact still scores, with the search as training did (``specs`` says which).
 
 When there is no champion, its artifact cannot be read, or it was trained on data through the run date or later
 (a re-run of its training date trains again and, on the same data, gets the same version and rows), the nightly
@@ -24,7 +28,7 @@ from datetime import date
 
 import pandas as pd
 
-from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
+from core.arms import CHALLENGER_ARM, CHAMPION_ARM, workspace_arm
 from core.db import get_engine
 from core.settings import Settings
 from pipelines.consumption.artifact import ScoringArtifact, load_artifact
@@ -61,7 +65,7 @@ def _stored_model(art: ScoringArtifact, settings: Settings, level: str, training
 
 
 class _Stacked:
-    """Several fitted models over disjoint series, predicted as one (for ``forecast_frame``)."""
+    """Several fitted models over disjoint series, predicted as one (for ``forecast_frame``); None when empty."""
 
     def __init__(self, models: list):
         self.models = models
@@ -71,6 +75,45 @@ class _Stacked:
 
     def predict_cumulative(self, h: int, level: int = 95) -> pd.DataFrame:
         return pd.concat([m.predict_cumulative(h, level) for m in self.models], ignore_index=True)
+
+
+def _new_counts() -> dict:
+    return {"unknown_workspaces": 0, "unknown_feature_series": 0, "fitted_members": {}, "member_seconds": {},
+            "fixed_specs": {}, "fallbacks": []}
+
+
+def stored_models(settings: Settings, art: ScoringArtifact, totals: pd.DataFrame, bottom: pd.DataFrame,
+                  counts: dict | None = None) -> tuple[_Stacked, _Stacked | None]:
+    """StoredEnsembles of one version fitted on these workspaces' totals and workspace x feature series (each
+    workspace with its training shard's state): ``(totals model, features model or None if no series)``.
+    ``counts`` (see ``_new_counts``) gathers unknown series, fitted members, their seconds, stored specs used and
+    fallbacks."""
+    counts = _new_counts() if counts is None else counts
+    workspaces = pd.Series(totals["unique_id"].unique())
+    bottom_ws = bottom["unique_id"].str.split("|", n=1).str[0]
+    totals_models, bottom_models = [], []
+    for training_shard, ws in workspaces.groupby(workspaces.map(lambda w: shard_of(w, art.n_shards))):
+        ws_set = set(ws)
+        t_model = _stored_model(art, settings, "total", int(training_shard), totals[totals["unique_id"].isin(ws_set)])
+        totals_models.append(t_model)
+        counts["unknown_workspaces"] += len(t_model.unknown_)
+        sub = bottom[bottom_ws.isin(ws_set)]
+        models = [("total", t_model)]
+        if len(sub):
+            b_model = _stored_model(art, settings, "feature", int(training_shard), sub)
+            bottom_models.append(b_model)
+            counts["unknown_feature_series"] += len(b_model.unknown_)
+            models.append(("feature", b_model))
+        for level, m in models:
+            for name, n in m.fitted_members_.items():
+                key = f"{level}:{name}"
+                counts["fitted_members"][key] = counts["fitted_members"].get(key, 0) + n
+                seconds = counts["member_seconds"].get(key, 0.0) + m.member_seconds_[name]
+                counts["member_seconds"][key] = round(seconds, 2)
+            for name, n in m.fixed_specs_.items():
+                counts["fixed_specs"][f"{level}:{name}"] = counts["fixed_specs"].get(f"{level}:{name}", 0) + n
+            counts["fallbacks"] += [{**f.__dict__, "level": level} for f in m.fallbacks]
+    return _Stacked(totals_models), (_Stacked(bottom_models) if bottom_models else None)
 
 
 def score_shard(settings: Settings, as_of: date, shard: int, n_shards: int,
@@ -87,33 +130,19 @@ def score_shard(settings: Settings, as_of: date, shard: int, n_shards: int,
         return ref
     workspaces = pd.Series(totals["unique_id"].unique())
     share = settings.ab_challenger_share if CHALLENGER_ARM in versions else 0.0
-    arms = workspaces.map(lambda w: arm_of(w, share, settings.ab_salt)) if share > 0 else \
+    arms = workspaces.map(lambda w: workspace_arm(w, share, settings.ab_salt)) if share > 0 else \
         pd.Series(CHAMPION_ARM, index=workspaces.index)
-    bottom_ws = bottom["unique_id"].str.split("|", n=1).str[0]
-    frames, unknown_ws, unknown_features, fitted, seconds, fallbacks = [], 0, 0, {}, {}, []
+    frames, counts = [], _new_counts()
     for arm, art in versions.items():
-        arm_ws = workspaces[arms == arm]
-        if arm_ws.empty:
+        arm_ws = set(workspaces[arms == arm])
+        if not arm_ws:
             continue
-        totals_models, bottom_models = [], []
-        by_training_shard = arm_ws.groupby(arm_ws.map(lambda w: shard_of(w, art.n_shards)))
-        for training_shard, ws in by_training_shard:
-            ws_set = set(ws)
-            t_model = _stored_model(art, settings, "total", int(training_shard), totals[totals["unique_id"].isin(ws_set)])
-            totals_models.append(t_model)
-            unknown_ws += len(t_model.unknown_)
-            sub = bottom[bottom_ws.isin(ws_set)]
-            if len(sub):
-                b_model = _stored_model(art, settings, "feature", int(training_shard), sub)
-                bottom_models.append(b_model)
-                unknown_features += len(b_model.unknown_)
-            for level, m in (("total", t_model), *((("feature", b_model),) if len(sub) else ())):
-                for name, n in m.fitted_members_.items():
-                    fitted[f"{level}:{name}"] = fitted.get(f"{level}:{name}", 0) + n
-                    seconds[f"{level}:{name}"] = round(seconds.get(f"{level}:{name}", 0.0) + m.member_seconds_[name], 2)
-                fallbacks += [{**f.__dict__, "level": level} for f in m.fallbacks]
-        frame = forecast_frame(settings, _Stacked(totals_models), _Stacked(bottom_models))
+        bottom_ws = bottom["unique_id"].str.split("|", n=1).str[0]
+        totals_model, bottom_model = stored_models(settings, art, totals[totals["unique_id"].isin(arm_ws)],
+                                                   bottom[bottom_ws.isin(arm_ws)], counts)
+        frame = forecast_frame(settings, totals_model, bottom_model)
         frames.append(frame.assign(model_version=art.version, arm=arm))
+    fallbacks = counts.pop("fallbacks")
     frame = pd.concat(frames, ignore_index=True).sort_values(
         ["workspace_id", "target_metric", "dimension", "prediction_date"]).reset_index(drop=True)
     frame.to_parquet(out / "forecast.parquet")
@@ -121,8 +150,9 @@ def score_shard(settings: Settings, as_of: date, shard: int, n_shards: int,
         {"unique_id": str}).to_parquet(out / "fallbacks.parquet")
     ref.update(n_series=int(totals["unique_id"].nunique() + bottom["unique_id"].nunique()), n_rows=len(frame),
                n_workspaces=int(workspaces.size), workspaces_by_arm={k: int(v) for k, v in arms.value_counts().items()},
-               unknown_workspaces=unknown_ws, unknown_feature_series=unknown_features, fitted_members=fitted,
-               member_seconds=seconds,
+               **counts,
+               specs={arm: ("stored" if a.has_specs else f"searched (artifact format {a.format})")
+                      for arm, a in versions.items()},
                n_fallbacks=len(fallbacks), seconds=round(time.perf_counter() - t0, 1),
                history_start=str(totals["ds"].min().date()), history_end=as_of.isoformat())
     (out / "ref.json").write_text(json.dumps(ref, default=str))

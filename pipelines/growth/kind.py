@@ -1,8 +1,17 @@
 """Growth (DAU, WAU, MAU with worst/likely/best scenarios, milestones and goals) as a prediction kind: shards
-of workspaces projected in parallel (``pipelines.growth.shard``), then one merge that tracks the run in MLflow,
-registers it (champion/challenger on the holdout MASE of ``likely`` at 30 days), records each workspace's
+of workspaces projected in parallel (``pipelines.growth.shard``), then one merge that records each workspace's
 status, the milestones and the goal projections, and hands the scenario rows to the publisher
 (``prediction_type = 'growth'``, ``target_metric`` dau/wau/mau, ``scenario`` worst/likely/best).
+
+Training is split from scoring (README, "Retraining and scoring"). A nightly shard scores with the serving
+version's stored choices (``pipelines.serving.serving_plan``; per-series member weights, chosen specifications and
+the error bank of the scenarios, ``pipelines.growth.artifact``): no holdout, no backtest. With
+``ab_challenger_share`` > 0 and a distinct challenger, the challenger arm's workspaces are projected with the
+challenger version; every row carries its arm's ``model_version``. A retrain (``train_shard`` and
+``finalize_training``, ``pipelines.retrain``) evaluates on the holdout, backtests, tracks the run with its scoring
+artifact and registers the version (champion/challenger on the holdout MASE of ``likely`` at 30 days); it
+publishes nothing. With no usable champion the night trains inline the same way, publishes, and records a
+``no-champion`` retrain.
 
 Workspaces with too little history or too few active users are not projected; their status is
 ``insufficient_data`` with the counts, and the API says so. A challenger worse than the champion by more than
@@ -18,18 +27,21 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from core.arms import CHAMPION_ARM
 from core.contracts import GROWTH, RunStatus
 from core.settings import Settings
 from pipelines.features.sets import WORKSPACE_GROWTH
 from pipelines.features.store import read_offline
+from pipelines.growth.artifact import build_artifact, load_artifact
 from pipelines.growth.evaluation import LIKELY, calibration_summary, coverage, summarize
 from pipelines.growth.project import BANK_HORIZON_DAYS, ensemble_params, growth_members
 from pipelines.growth.sample_paths import METRICS
-from pipelines.growth.shard import growth_shard, run_dir
+from pipelines.growth.shard import growth_shard, retrain_dir, run_dir, score_shard
 from pipelines.growth.tables import write_records
 from pipelines.growth.tracking import backtest_summary, log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult, shard_frames
+from pipelines.serving import serving_plan, tag_trained_through
 
 MODEL_NAME = "pae-growth"
 PROMOTION_METRIC = "holdout_mase_30"
@@ -70,6 +82,7 @@ def holdout_metrics(refs: list[dict]) -> tuple[dict, dict[str, pd.DataFrame]]:
 class GrowthKind:
     name = "growth"
     feature_sets = (WORKSPACE_GROWTH.name,)
+    model_name = MODEL_NAME
     # realised accuracy (pipelines/monitor.py): the exact DAU/WAU/MAU of each day, in the predictions' keys
     prediction_type = GROWTH
     realised_sql = ("select g.workspace_id, m.metric as target_metric, 'total' as dimension, 'day' as granularity,"
@@ -82,10 +95,29 @@ class GrowthKind:
         return list(range(settings.shards))
 
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
-        return ShardResult.from_ref(self.name, shard, growth_shard(settings, engine, run_date, shard, settings.shards))
+        """Score with the stored version(s); train inline (as a retrain does) when there is no usable one."""
+        plan = serving_plan(settings, engine, MODEL_NAME, run_date, lambda v: load_artifact(settings, MODEL_NAME, v),
+                            lambda art: art.trained_through)
+        if plan.train_inline:
+            ref = growth_shard(settings, engine, run_date, shard, settings.shards)
+            ref["train_reason"] = plan.note
+        else:
+            ref = score_shard(settings, engine, run_date, shard, settings.shards, plan)
+            ref["plan_note"] = plan.note
+        return ShardResult.from_ref(self.name, shard, ref)
+
+    # retraining (pipelines.retrain): training apart from nightly scoring
+    def train_shards(self, settings: Settings) -> list[int]:
+        return list(range(settings.shards))
+
+    def train_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> dict:
+        return growth_shard(settings, engine, run_date, shard, settings.shards, retrain_dir(settings, run_date))
 
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
-        """Merge the shards, track and register, record statuses, milestones and goals; say what to publish."""
+        """Merge the shards and record statuses, milestones and goals; trained shards are tracked and registered
+        first (``finalize_training``, recorded as a ``no-champion`` retrain); say what to publish."""
+        from pipelines.retrain_runs import record_inline_retrain
+
         as_of = run_date
         refs = [r.details for r in shards if r.details.get("path")]
         status = shard_frames(refs, "status.parquet")
@@ -100,9 +132,69 @@ class GrowthKind:
             return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, counts=counts,
                               reason=f"no workspace has enough history and active users to project: {reasons}",
                               details={"statuses": counts})
-        frame = shard_frames(projected, "projection.parquet")
+        modes = {json.dumps([r.get("mode", "trained"), r.get("versions")], sort_keys=True) for r in projected}
+        if len(modes) > 1:
+            raise RuntimeError(f"growth shards of {run_date} disagree on how they projected ({sorted(modes)}): "
+                               "the served version changed during the run; re-run the date")
         milestones = shard_frames(refs, "milestones.parquet")
         goals = shard_frames(refs, "goals.parquet")
+        if projected[0].get("mode") == "scored":
+            return self._finalize_scored(settings, engine, as_of, refs, projected, status, milestones, goals, counts)
+        result = self.finalize_training(settings, engine, as_of, projected)
+        promoted = result.details["promotion"]["promoted"]
+        with engine.begin() as conn:
+            written = write_records(conn, as_of, status, milestones if promoted else None,
+                                    goals if promoted else None, result.model_version if promoted else None)
+        note = "; ".join(sorted({r["train_reason"] for r in projected if r.get("train_reason")}))
+        retrain_id = record_inline_retrain(engine, self.name, as_of, result.model_version,
+                                           result.details.get("promotion", {}), note,
+                                           round(sum(r.get("seconds", 0) for r in projected), 1))
+        result.counts.update(counts)
+        result.counts.update({f"records_{k}": v for k, v in written.items()})
+        result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id,
+                              versions={CHAMPION_ARM: result.model_version},
+                              workspaces_by_arm={CHAMPION_ARM: counts["projected"]})
+        return result
+
+    def _finalize_scored(self, settings: Settings, engine: Engine, as_of: date, refs: list[dict],
+                         projected: list[dict], status: pd.DataFrame, milestones: pd.DataFrame, goals: pd.DataFrame,
+                         counts: dict) -> KindResult:
+        """Scored shards: the frame as it is (each row with its arm's version), and the records of the date."""
+        versions = projected[0]["versions"]
+        champion = versions[CHAMPION_ARM]
+        frame = shard_frames(projected, "projection.parquet")
+        frame_path = run_dir(settings, as_of) / "projection.parquet"
+        frame.to_parquet(frame_path)
+        for part in (milestones, goals):  # goals past due or beyond the range were not projected by any arm
+            if len(part):
+                part["model_version"] = (part["model_version"] if "model_version" in part
+                                         else pd.Series(None, index=part.index, dtype=object)).fillna(champion)
+        with engine.begin() as conn:
+            written = write_records(conn, as_of, status, milestones, goals, champion)
+        by_arm: dict[str, int] = {}
+        for r in projected:
+            for arm, n in r.get("workspaces_by_arm", {}).items():
+                by_arm[arm] = by_arm.get(arm, 0) + n
+        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": by_arm,
+                   "unknown_workspaces": sum(r.get("unknown_workspaces", 0) for r in projected),
+                   "unknown_fallback": "default weights (the mean stored mix of the training shard) and that "
+                                       "shard's error bank",
+                   "backtests": sum(r.get("backtests", 0) for r in projected),
+                   "scoring_seconds": round(sum(r.get("seconds", 0) for r in refs), 1),
+                   "note": projected[0].get("plan_note", "")}
+        return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="predictions", prediction_type=GROWTH,
+                          frame_path=str(frame_path), model_version=champion,
+                          counts={**counts, "rows": len(frame), **{f"records_{k}": v for k, v in written.items()}},
+                          details=details)
+
+    def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
+        """Merge trained shards, track the run with its scoring artifact in MLflow and register the version with its
+        decision; writes no records and publishes nothing (``finalize`` does, for a night that trained inline)."""
+        as_of = run_date
+        status = shard_frames(refs, "status.parquet")
+        projected = [r for r in refs if r.get("n_rows")]
+        frame = shard_frames(projected, "projection.parquet")
+        milestones = shard_frames(refs, "milestones.parquet")
         metrics, tables = holdout_metrics(refs)
         bt = backtest_summary(projected)
         if len(bt):
@@ -131,8 +223,13 @@ class GrowthKind:
                   "members": ",".join(m.name for m in growth_members(settings)),
                   **{f"ensemble_{k}": v for k, v in ensemble_params(settings).items()}}
         growth = read_offline(settings.offline_store_dir, WORKSPACE_GROWTH, as_of)
+        root = Path(projected[0]["path"]).parent  # the night's folder, or a retrain's own
+        scoring = build_artifact(root, projected, {
+            "members": [m.name for m in growth_members(settings)], "ensemble": ensemble_params(settings),
+            "n_shards": settings.shards, "trained_through": as_of.isoformat(),
+            "history_days": settings.forecast_history_days})
         run_id, model_uri, artifact_uri = log_run(settings, as_of, projected, params, metrics, tables, frame, growth,
-                                                  importance)
+                                                  importance, scoring)
         value = metrics.get(PROMOTION_METRIC, float("nan"))
         if not np.isfinite(value):  # no holdout (history too short before its cutoff): the backtest's MASE
             value = metrics.get("backtest_Ensemble_mase_median", float("nan"))
@@ -145,14 +242,12 @@ class GrowthKind:
         decision = register_version(engine, settings, model_name=MODEL_NAME, model_uri=model_uri,
                                     artifact_uri=artifact_uri, metric=PROMOTION_METRIC, value=value,
                                     lower_is_better=True, tolerance=settings.growth_promotion_tolerance,
-                                    print_hash=fingerprint(as_of, params, frame, milestones), record=record)
+                                    print_hash=fingerprint(as_of, params, frame, milestones), record=record,
+                                    kind=self.name, run_date=as_of)
+        tag_trained_through(settings, MODEL_NAME, decision.version, as_of)
         frame["model_version"] = decision.version
-        frame_path = run_dir(settings, as_of) / "projection.parquet"
+        frame_path = root / "projection.parquet"
         frame.to_parquet(frame_path)
-        with engine.begin() as conn:
-            written = write_records(conn, as_of, status, milestones if decision.promoted else None,
-                                    goals if decision.promoted else None,
-                                    decision.version if decision.promoted else None)
         return KindResult(
             kind=self.name, status=RunStatus.SUCCESS if decision.promoted else RunStatus.SKIPPED,
             reason=None if decision.promoted else f"challenger not promoted: {decision.reason}",
@@ -160,8 +255,9 @@ class GrowthKind:
             frame_path=str(frame_path) if decision.promoted else None, model_version=decision.version,
             mlflow_run_id=run_id, metrics=_finite({PROMOTION_METRIC: value, **{
                 k: v for k, v in metrics.items() if "coverage" in k or "milestone" in k}}),
-            counts={**counts, "rows": len(frame), **{f"records_{k}": v for k, v in written.items()}},
-            details={"promotion": decision.as_dict()})
+            counts={"rows": len(frame), "workspaces": len(status),
+                    "projected": int((status.get("status") == "success").sum()) if len(status) else 0},
+            details={"promotion": decision.as_dict(), "backtests": sum(r.get("backtests", 0) for r in projected)})
 
 
 KIND = GrowthKind()

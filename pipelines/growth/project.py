@@ -14,6 +14,12 @@ Per workspace, from the ``workspace_growth`` feature set (exact DAU/WAU/MAU per 
    the 95% interval their P2.5/P97.5.
 4. **Milestones** (the next two round numbers above the as-of value; for DAU above the last 7 days' peak, as a
    weekday peak would otherwise be a trivial milestone) and **goals**, read off the same paths.
+
+Training and scoring are split (README, "Retraining and scoring"): step 2's backtest (weights per volume group)
+and step 3's error bank are what training decides. Given a ``StoredChoices`` (a version's scoring artifact,
+``pipelines.growth.artifact``), ``project`` runs no backtest: each metric's members are refitted on the latest
+history and combined with the stored weights (``models.forecasting.stored.StoredEnsemble``), and the paths are
+drawn from the stored error bank. Steps 1 and 4 run the same either way.
 """
 from __future__ import annotations
 
@@ -140,6 +146,16 @@ def error_bank(backtest: pd.DataFrame, groups: dict[str, str], horizon: int) -> 
 
 
 @dataclass
+class StoredChoices:
+    """What scoring takes from a training run: the members, each metric's stored Ensemble state (weights, groups,
+    chosen specifications) and the error bank the paths are drawn from."""
+
+    members: list[str]
+    states: dict  # metric -> models.forecasting.stored.EnsembleState
+    bank: ErrorBank
+
+
+@dataclass
 class Projection:
     """Everything projected as of one date; frames keyed by the source workspace id."""
 
@@ -152,6 +168,7 @@ class Projection:
     backtest: pd.DataFrame | None = None  # the ensembles' backtests, all metrics
     members: dict[str, pd.DataFrame] = field(default_factory=dict)  # member -> its point forecast, like ``point``
     bank: ErrorBank | None = None
+    unknown: list[str] = field(default_factory=list)  # series scored with the default weights (stored choices)
 
 
 def _frame(ws: list[str], values: np.ndarray, as_of: date, columns: list[str]) -> pd.DataFrame:
@@ -166,7 +183,8 @@ def _frame(ws: list[str], values: np.ndarray, as_of: date, columns: list[str]) -
 
 
 def project(settings: Settings, growth: pd.DataFrame, user_days: pd.DataFrame, workspaces: list[str], as_of: date,
-            h: int, goals: pd.DataFrame | None = None, members: bool = False) -> Projection:
+            h: int, goals: pd.DataFrame | None = None, members: bool = False,
+            stored: StoredChoices | None = None) -> Projection:
     """Fit, simulate and read off scenarios, milestones and goals for ``workspaces`` (all eligible) as of ``as_of``.
 
     Args:
@@ -176,8 +194,11 @@ def project(settings: Settings, growth: pd.DataFrame, user_days: pd.DataFrame, w
         goals: ``growth_goals`` rows (``goal_id``, ``workspace_id`` as the source id, ``target_metric``,
             ``target_value``, ``due_date``) to project; others are ignored.
         members: Also return each fitted member's point forecast (for the holdout tables).
+        stored: Score with a trained version's choices (no backtest): its weights per series (series it does not
+            know: the mean stored mix, listed in ``unknown``) and its error bank.
     """
     from models.forecasting import Ensemble
+    from models.forecasting.stored import StoredEnsemble
 
     W = settings.growth_mau_window_days
     workspaces = sorted(workspaces)
@@ -190,16 +211,21 @@ def project(settings: Settings, growth: pd.DataFrame, user_days: pd.DataFrame, w
     mine = growth[growth["workspace_id"].isin(set(workspaces)) & (growth["day"] <= pd.Timestamp(as_of))]
     bursts = one_day_cohorts(mine, user_days, as_of, W)
     series = long_series(clean(mine, bursts, W), workspaces, as_of, settings.forecast_history_days)
-    models, rows = {}, {}
+    models, rows, unknown = {}, {}, []
     yhat = np.empty((len(workspaces), len(METRICS), h_all))
     for j, metric in enumerate(METRICS):  # one ensemble per metric: DAU is noisy and weekly, MAU smooth
-        model = Ensemble(members=growth_members(settings), **ensemble_params(settings)).fit(
-            series[series["unique_id"].str.endswith("|" + metric)], freq="D")
+        part = series[series["unique_id"].str.endswith("|" + metric)]
+        if stored is None:
+            model = Ensemble(members=growth_members(settings), **ensemble_params(settings)).fit(part, freq="D")
+        else:
+            model = StoredEnsemble(stored.states[metric], build_members(
+                stored.members, settings.holiday_country, settings.threads)).fit(part, freq="D")
+            unknown += model.unknown_
         order = {uid: i for i, uid in enumerate(model.panel_.ids)}
         rows[metric] = np.array([order[f"{ws}|{metric}"] for ws in workspaces])
         yhat[:, j] = model.predict_arrays(h_all, [])[0][rows[metric]]
         models[metric] = model
-    backtest = pd.concat([m.backtest_ for m in models.values()], ignore_index=True)
+    backtest = pd.concat([m.backtest_ for m in models.values()], ignore_index=True) if stored is None else None
 
     hist = growth[growth["workspace_id"].isin(set(workspaces)) & (growth["day"] <= pd.Timestamp(as_of))]
     last = hist[hist["day"] == pd.Timestamp(as_of)].set_index("workspace_id").reindex(workspaces)
@@ -208,8 +234,8 @@ def project(settings: Settings, growth: pd.DataFrame, user_days: pd.DataFrame, w
     dau_peak = recent_rows[recent_rows["day"] > pd.Timestamp(as_of) - pd.Timedelta(days=7)].groupby("workspace_id")[
         "dau"].max()
     groups = dict(zip(workspaces, size_groups(last["mau"].to_numpy())))
-    bank = None
-    if len(backtest):  # the backtest horizon is shorter than 90 days when the history is short
+    bank = stored.bank if stored is not None else None
+    if stored is None and len(backtest):  # the backtest horizon is shorter than 90 days when the history is short
         h_bt = int((backtest["ds"] - backtest["cutoff"]).dt.days.max())
         bank = error_bank(backtest, groups, min(h_bt, h_all))
     if bank is None or not len(bank.group):
@@ -257,7 +283,7 @@ def project(settings: Settings, growth: pd.DataFrame, user_days: pd.DataFrame, w
         fitted = {name: pd.concat(parts, ignore_index=True) for name, parts in fitted.items()}
     milestones = pd.DataFrame(milestone_rows).drop_duplicates(["workspace_id", "target_metric", "kind", "threshold"])
     return Projection(as_of=as_of, scenarios=scenarios, milestones=milestones, goals=pd.DataFrame(goal_rows),
-                      point=point, models=models, backtest=backtest, members=fitted, bank=bank)
+                      point=point, models=models, backtest=backtest, members=fitted, bank=bank, unknown=unknown)
 
 
 def goal_outside_paths(goals: pd.DataFrame, growth: pd.DataFrame, as_of: date) -> pd.DataFrame:

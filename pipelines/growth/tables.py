@@ -53,7 +53,10 @@ def _uuid(ids: pd.Series) -> pd.Series:
 
 
 def _rows(frame: pd.DataFrame, target: PublishTarget, model_version: str | None) -> pd.DataFrame:
-    df = frame.assign(workspace_id=_uuid(frame["workspace_id"]), model_version=model_version)
+    """A frame's rows for ``target``; a ``model_version`` column in the frame (the A/B arm's version of each row)
+    wins over the argument."""
+    version = frame["model_version"] if "model_version" in frame and model_version is not None else model_version
+    df = frame.assign(workspace_id=_uuid(frame["workspace_id"]), model_version=version)
     for col in target.stage:
         if col not in df:
             df[col] = None

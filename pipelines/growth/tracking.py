@@ -1,5 +1,6 @@
 """MLflow tracking of a growth run: parameters, holdout and backtest tables (every member beside the
-ensemble), coverage, milestone calibration, statuses, plots of history and scenarios, and the model."""
+ensemble), coverage, milestone calibration, statuses, plots of history and scenarios, the scoring artifact
+folder nightly scoring reads (``pipelines.growth.artifact``) and the model."""
 from __future__ import annotations
 
 import json
@@ -65,8 +66,9 @@ def _plots(settings: Settings, as_of: date, projection: pd.DataFrame, growth: pd
 
 def log_run(settings: Settings, as_of: date, refs: list[dict], params: dict, metrics: dict,
             tables: dict[str, pd.DataFrame], projection: pd.DataFrame, growth: pd.DataFrame,
-            importance: dict) -> tuple[str, str, str]:
-    """One MLflow run for the merged shards; returns (run id, model URI, artifact URI)."""
+            importance: dict, scoring: Path | None = None) -> tuple[str, str, str]:
+    """One MLflow run for the merged shards, with the scoring artifact folder (``scoring/``, what nightly scoring
+    loads: ``pipelines.growth.artifact``) when given; returns (run id, model URI, artifact URI)."""
     use_experiment(settings, EXPERIMENT)
     import mlflow
 
@@ -81,6 +83,8 @@ def log_run(settings: Settings, as_of: date, refs: list[dict], params: dict, met
                 table.to_csv(root / f"{name}.csv", index=False)
                 mlflow.log_artifact(str(root / f"{name}.csv"), "metrics")
         mlflow.log_dict(importance, "feature_importance.json")
+        if scoring is not None:
+            mlflow.log_artifacts(str(scoring), scoring.name)
         if len(projection):
             for p in _plots(settings, as_of, projection, growth):
                 mlflow.log_artifact(str(p), "plots")

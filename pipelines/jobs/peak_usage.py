@@ -20,9 +20,9 @@ from pipelines.features.sets import WORKSPACE_HOURLY
 from pipelines.features.store import read_offline
 from pipelines.jobs.consumption import NoHistoryError
 from pipelines.peak_usage.forecast import (
-    _daily_rows,
-    _hourly_rows,
-    _peaks,
+    daily_rows,
+    forecast_peaks,
+    hourly_rows,
     forecaster_params,
     history_days,
     week_peaks,
@@ -69,7 +69,7 @@ def forecast_workspace_peaks(settings: Settings, workspace: str, as_of: date, ho
     last_local = np.datetime64(as_of + timedelta(days=horizon + 1), "h") - np.timedelta64(1, "h")
     h = int(max(1, (last_local - model.ends_.min()).astype("int64")))
     missing = np.stack([missing_steps(zone, e, h) for e in model.ends_])
-    peaks, point, paths = _peaks(model, h, as_of + timedelta(days=1), horizon, level, missing)
-    hourly = _hourly_rows(model, zones, point, paths, as_of, horizon, metric, level)
-    daily = _daily_rows(peaks, week_peaks(peaks), metric, level, settings.peak_headroom)
+    peaks, point, paths = forecast_peaks(model, h, as_of + timedelta(days=1), horizon, level, missing)
+    hourly = hourly_rows(model, zones, point, paths, as_of, horizon, metric, level)
+    daily = daily_rows(peaks, week_peaks(peaks), metric, level, settings.peak_headroom)
     return pd.concat([hourly, daily], ignore_index=True).assign(dimension="total")

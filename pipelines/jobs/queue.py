@@ -51,6 +51,9 @@ _HOLD = sa.text("""
      where id = :id and lease_owner = :owner and status = 'running'
      for update
 """)
+_PRUNE = sa.text("""
+    delete from analytics.prediction_jobs where status in ('succeeded', 'failed') and finished_at < :before
+""")
 _FINISH = sa.text("""
     update analytics.prediction_jobs
        set status = :status, finished_at = now(), lease_owner = null, lease_expires_at = null,
@@ -105,3 +108,10 @@ def finish(conn: Connection, job: ClaimedJob, status: str, *, error: str | None 
     return conn.execute(_FINISH, {"id": str(job.id), "owner": job.owner, "status": status, "error": error,
                                   "result": json.dumps(result, default=str) if result is not None else None}
                         ).rowcount == 1
+
+
+def delete_finished_jobs(engine: Engine, before: datetime) -> int:
+    """Retention: delete the jobs that finished (succeeded or failed) before ``before``; queued and running jobs
+    stay. The number deleted."""
+    with engine.begin() as conn:
+        return conn.execute(_PRUNE, {"before": before}).rowcount

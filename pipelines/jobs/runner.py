@@ -48,10 +48,10 @@ def _consumption(settings: Settings, engine: Engine, workspace: str, job: Claime
 
     last = store_last_day(settings)
     as_of = _as_of(params, last, last, "the feature store's last day")
-    frame = forecast_workspace(settings, workspace, as_of, job.horizon, job.target_metric,
-                               level=params.get("level", settings.forecast_level),
-                               by_feature=params.get("by_feature", True))
-    return as_of, frame
+    frame, model = forecast_workspace(settings, workspace, as_of, job.horizon, job.target_metric,
+                                      level=params.get("level", settings.forecast_level),
+                                      by_feature=params.get("by_feature", True), engine=engine)
+    return as_of, frame, model  # how it was made (the stored serving version, or trained on demand) goes in the result
 
 
 def _peak_usage(settings: Settings, engine: Engine, workspace: str, job: ClaimedJob,
@@ -106,11 +106,11 @@ def execute(settings: Settings, engine: Engine, job: ClaimedJob) -> dict[str, An
             workspace = conn.execute(_EXTERNAL_ID, {"id": str(job.workspace_id)}).scalar()
         if workspace is None:
             raise JobRequestError("workspace_id", f"unknown workspace {job.workspace_id}")
-        as_of, frame = RUNNERS[job.prediction_type](settings, engine, workspace, job, params)
+        as_of, frame, *made = RUNNERS[job.prediction_type](settings, engine, workspace, job, params)
         frame = frame.assign(model_version=model_version(job.id))
         with engine.begin() as conn:
             hold(conn, job)  # publish only while holding the lease, in the transaction that marks success
-            published = publish_on_demand_predictions(conn, frame, job.prediction_type, as_of, ON_DEMAND_SCENARIO)
+            published = publish_on_demand_predictions(conn, frame, job.prediction_type, as_of)
             result = {"table": "analytics.predictions", "prediction_type": job.prediction_type,
                       "target_metrics": sorted(frame["target_metric"].unique().tolist()),
                       "scenario": ON_DEMAND_SCENARIO,
@@ -119,7 +119,7 @@ def execute(settings: Settings, engine: Engine, job: ClaimedJob) -> dict[str, An
                       "dimensions": sorted(frame["dimension"].unique().tolist()),
                       "first_date": str(pd.Timestamp(frame["prediction_date"].min()).date()),
                       "last_date": str(pd.Timestamp(frame["prediction_date"].max()).date()),
-                      "seconds": round(time.perf_counter() - t0, 2)}
+                      "seconds": round(time.perf_counter() - t0, 2), **(made[0] if made else {})}
             finish(conn, job, "succeeded", result=result)
         return {"status": "succeeded", "result": result}
     except LeaseLost as exc:

@@ -1,17 +1,24 @@
-"""Peak-usage forecasts for one shard of workspaces (``shard_of``: a stable hash of the workspace id).
+"""Peak-usage training for one shard of workspaces (``shard_of``: a stable hash of the workspace id), and the row
+builders scoring shares with it.
 
-On the hourly aggregates of the feature store (``pipelines.features.hourly``), per metric (calls, credits):
+``train_shard`` (a retrain, ``pipelines.retrain``, or a night with no usable version): on the hourly aggregates of
+the feature store (``pipelines.features.hourly``), per metric (calls, credits):
 1. each workspace's UTC hours (zero-filled) are moved to its local wall clock (``models.peaks.clock``), with the
    time zone of its ``workspace_hourly`` features (declared, else inferred from its daily rhythm);
 2. **holdout**: a :class:`~models.peaks.PeakForecaster` fitted without the last 168 hours forecasts them; the
    ensemble and each member alone are scored per local day (``pipelines.peak_usage.evaluation``);
-3. **production**: the forecaster fitted on all hours forecasts to the end of local day ``D + horizon``, with
-   sample paths: hourly rows for the ``horizon`` UTC days after ``D`` (each UTC hour gets its wall-clock
-   hour's forecast), and per local day the peak hour (top 3 with probabilities), the peak value with its
-   interval and the capacity need (the upper bound x ``peak_headroom``), and the week's peak;
+3. **production**: the forecaster fitted on all hours (backtests, the members each group chooses, the error blocks
+   of the sample paths) forecasts to the end of local day ``D + horizon`` (``production_rows``): hourly rows for
+   the ``horizon`` UTC days after ``D`` (each UTC hour gets its wall-clock hour's forecast), and per local day the
+   peak hour (top 3 with probabilities), the peak value with its interval and the capacity need (the upper bound x
+   ``peak_headroom``), and the week's peak; its state (choices, error blocks) is saved for the scoring artifact
+   (``pipelines.peak_usage.artifact``);
 4. capacity alerts are counted for the run record with the rule of ``v_capacity_alerts`` (the limit from
    ``analytics.capacity_limits``, else the highest hour of the last 28 days).
 Outputs are Parquet files in the shard's folder; ``pipelines.peak_usage.kind`` merges the shards.
+
+``forecast_shard`` is the nightly shard: it scores with the served version (``pipelines.peak_usage.scoring``: step
+1 and step 3's rows from the stored state, no holdout or backtest) and trains only when there is no usable version.
 """
 from __future__ import annotations
 
@@ -76,7 +83,10 @@ def _limits(engine) -> dict[tuple[str, str], float]:
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-def _peaks(model, h: int, first, days: int, level: int, missing=None, paths=None, point=None):
+def forecast_peaks(model, h: int, first, days: int, level: int, missing=None, paths=None, point=None):
+    """A fitted forecaster's daily peaks (``models.peaks.daily_peaks`` rows) for ``days`` local days from
+    ``first``, with the ``(n, h)`` point forecast and ``(n, n_paths, h)`` sample paths they come from (computed
+    unless given). ``missing``: per series, steps that do not exist on its wall clock (DST gaps)."""
     from models.peaks import daily_peaks
 
     point = model.point_forecast(h) if point is None else point
@@ -101,7 +111,7 @@ def holdout(local: pd.DataFrame, params: dict, level: int, cache: dict) -> tuple
     for name, members in variants.items():
         model = PeakForecaster(**{**params, "members": members}, cache=cache).fit(train)
         first = [(pd.Timestamp(e) + pd.Timedelta(hours=1)).date() for e in model.ends_]
-        peaks, point, paths = _peaks(model, WEEK, first, 7, level)
+        peaks, point, paths = forecast_peaks(model, WEEK, first, 7, level)
         parts.append(day_metrics(peaks, actual, name))
         if name == "Ensemble":
             fallbacks = [f.__dict__ for f in model.fallbacks]
@@ -114,7 +124,7 @@ def holdout(local: pd.DataFrame, params: dict, level: int, cache: dict) -> tuple
     return pd.concat(parts, ignore_index=True), coverage, fallbacks
 
 
-def _hourly_rows(model, zones: dict, point: np.ndarray, paths: np.ndarray, as_of: date, days: int,
+def hourly_rows(model, zones: dict, point: np.ndarray, paths: np.ndarray, as_of: date, days: int,
                  metric: str, level: int) -> pd.DataFrame:
     """The ``days`` UTC days after ``as_of``, hour by hour: each UTC hour takes its wall-clock hour's forecast."""
     from models.peaks.clock import utc_steps
@@ -135,7 +145,9 @@ def _hourly_rows(model, zones: dict, point: np.ndarray, paths: np.ndarray, as_of
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _daily_rows(peaks: pd.DataFrame, week: pd.DataFrame, metric: str, level: int, headroom: float) -> pd.DataFrame:
+def daily_rows(peaks: pd.DataFrame, week: pd.DataFrame, metric: str, level: int, headroom: float) -> pd.DataFrame:
+    """Daily prediction rows of ``metric`` from ``forecast_peaks``' peaks and ``week_peaks``: ``<metric>_peak``,
+    ``_capacity`` (upper bound x ``headroom``), ``_week_peak`` and one ``_peak_hour_probability`` row per top hour."""
     base = {"granularity": DAY, "confidence_level": level / 100}
     rows = [peaks.assign(target_metric=f"{metric}{PEAK_SUFFIX}", prediction_hour=peaks["peak_hour"],
                          predicted_value=peaks["peak_value"], confidence_lower=peaks["peak_lower"],
@@ -165,29 +177,68 @@ def week_peaks(peaks: pd.DataFrame) -> pd.DataFrame:
     return top.assign(peak_upper=top["unique_id"].map(upper))
 
 
-def forecast_shard(settings: Settings, engine, as_of: date, shard: int, n_shards: int) -> dict:
-    """Evaluate, fit and forecast one shard; writes Parquet outputs and returns a reference dict."""
-    from models.peaks import PeakForecaster
-    from models.peaks.clock import missing_steps, to_local
+def load_shard_hours(settings: Settings, as_of: date, shard: int, n_shards: int) -> dict | None:
+    """The shard's hourly series on each workspace's local clock, with its time zones and hourly features
+    (``{"utc", "local", "zones", "feats"}``); None when no workspace of the shard has hourly history."""
+    from models.peaks.clock import to_local
 
-    t0 = time.perf_counter()
-    out = shard_dir(settings, as_of, shard)
-    out.mkdir(parents=True, exist_ok=True)
-    ref = {"shard": shard, "path": str(out), "n_series": 0, "n_rows": 0, "n_workspaces": 0}
     since = as_of - timedelta(days=history_days(settings))
     table = load_hourly_aggregates(settings.offline_store_dir, as_of, since)
     table = table[table["workspace_id"].map(lambda w: shard_of(w, n_shards) == shard)]
     utc = hourly_series(table, as_of, PEAK_METRICS, since=pd.Timestamp(since))
     if utc.empty:
-        pd.DataFrame().to_parquet(out / "forecast.parquet")
-        return ref
+        return None
     feats = read_offline(settings.offline_store_dir, WORKSPACE_HOURLY, as_of)
     feats = feats if feats is not None else pd.DataFrame(columns=["workspace_id", *WORKSPACE_HOURLY.columns])
     zones = dict(zip(feats["workspace_id"], feats["time_zone"]))
-    local = to_local(utc, zones, list(PEAK_METRICS))
-    params, level, days = forecaster_params(settings), settings.peak_level, settings.peak_horizon_days
+    return {"utc": utc, "local": to_local(utc, zones, list(PEAK_METRICS)), "zones": zones, "feats": feats}
+
+
+def production_rows(settings: Settings, model, zones: dict, feats: pd.DataFrame, limits: dict, as_of: date,
+                    metric: str) -> tuple[list[pd.DataFrame], int]:
+    """A fitted forecaster's rows of ``metric`` (hourly, daily peaks, capacity, peak-hour probabilities, week's
+    peak) for the ``peak_horizon_days`` after ``as_of``, and the count of hours whose upper bound is over the
+    capacity limit (``v_capacity_alerts``' rule)."""
+    from models.peaks.clock import missing_steps
+
+    level, days = settings.peak_level, settings.peak_horizon_days
+    last_local = (np.datetime64(as_of + timedelta(days=days + 1), "h") - np.timedelta64(1, "h"))
+    h = int(max(1, (last_local - model.ends_.min()).astype("int64")))
+    missing = np.stack([missing_steps(zones.get(ws, "UTC"), e, h) for ws, e in zip(model.ids_, model.ends_)])
+    peaks, point, paths = forecast_peaks(model, h, as_of + timedelta(days=1), days, level, missing)
+    hourly = hourly_rows(model, zones, point, paths, as_of, days, metric, level)
+    base = feats.set_index("workspace_id")[f"{metric}_hour_max_28"]
+    main = hourly[hourly["target_metric"] == metric]
+    lim = [limits.get((w, metric), base.get(w, np.inf)) for w in main["workspace_id"]]
+    alerts = int((main["confidence_upper"].to_numpy() > np.asarray(lim, dtype=float)).sum())
+    return [hourly, daily_rows(peaks, week_peaks(peaks), metric, level, settings.peak_headroom)], alerts
+
+
+def sort_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["workspace_id", "target_metric", "granularity", "prediction_date", "prediction_hour"]).reset_index(drop=True)
+
+
+def train_shard(settings: Settings, engine, as_of: date, shard: int, n_shards: int) -> dict:
+    """Train one shard: per metric the holdout evaluation, the backtests that choose each group's members and
+    collect the error blocks of the paths, and the production fit; writes its forecasts, holdout days, choices,
+    fallbacks, time zones and scoring state (``pipelines.peak_usage.artifact``) and returns a reference."""
+    from models.peaks import PeakForecaster
+    from models.peaks.stored import peak_state
+    from pipelines.peak_usage.artifact import save_shard_state
+
+    t0 = time.perf_counter()
+    out = shard_dir(settings, as_of, shard)
+    out.mkdir(parents=True, exist_ok=True)
+    ref = {"shard": shard, "path": str(out), "n_series": 0, "n_rows": 0, "n_workspaces": 0, "mode": "trained"}
+    data = load_shard_hours(settings, as_of, shard, n_shards)
+    if data is None:
+        pd.DataFrame().to_parquet(out / "forecast.parquet")
+        return ref
+    utc, local, zones, feats = data["utc"], data["local"], data["zones"], data["feats"]
+    params, level = forecaster_params(settings), settings.peak_level
     limits = _limits(engine)
-    frames, evaluated, coverage, choices, fallbacks, alerts = [], [], {}, [], [], 0
+    frames, evaluated, coverage, choices, fallbacks, alerts, states = [], [], {}, [], [], 0, {}
     for metric in PEAK_METRICS:
         series = local[["unique_id", "ds", metric]].rename(columns={metric: "y"})
         cache: dict = {}
@@ -196,25 +247,19 @@ def forecast_shard(settings: Settings, engine, as_of: date, shard: int, n_shards
             evaluated.append(ev.assign(metric=metric))
         coverage.update({f"{metric}_{k}": v for k, v in cov.items()})
         model = PeakForecaster(**params, cache=cache).fit(series)
-        last_local = (np.datetime64(as_of + timedelta(days=days + 1), "h") - np.timedelta64(1, "h"))
-        h = int(max(1, (last_local - model.ends_.min()).astype("int64")))
-        missing = np.stack([missing_steps(zones.get(ws, "UTC"), e, h) for ws, e in zip(model.ids_, model.ends_)])
-        peaks, point, paths = _peaks(model, h, as_of + timedelta(days=1), days, level, missing)
-        hourly = _hourly_rows(model, zones, point, paths, as_of, days, metric, level)
-        frames += [hourly, _daily_rows(peaks, week_peaks(peaks), metric, level, settings.peak_headroom)]
-        base = feats.set_index("workspace_id")[f"{metric}_hour_max_28"]
-        main = hourly[hourly["target_metric"] == metric]
-        lim = [limits.get((w, metric), base.get(w, np.inf)) for w in main["workspace_id"]]
-        alerts += int((main["confidence_upper"].to_numpy() > np.asarray(lim, dtype=float)).sum())
+        rows, n_alerts = production_rows(settings, model, zones, feats, limits, as_of, metric)
+        frames += rows
+        alerts += n_alerts
+        states[metric] = peak_state(model)
         choices.append(model.weights().assign(metric=metric))
         fallbacks += [{**f.__dict__, "metric": metric} for f in model.fallbacks]
         fallbacks += [{**f, "metric": metric, "stage": "holdout"} for f in fb]
-    frame = pd.concat(frames, ignore_index=True).sort_values(
-        ["workspace_id", "target_metric", "granularity", "prediction_date", "prediction_hour"]).reset_index(drop=True)
+    frame = sort_frame(frames)
     frame.to_parquet(out / "forecast.parquet")
     if evaluated:
         pd.concat(evaluated, ignore_index=True).to_parquet(out / "holdout_days.parquet")
     pd.concat(choices, ignore_index=True).to_parquet(out / "weights.parquet")
+    save_shard_state(out, shard, states)
     pd.DataFrame(fallbacks, columns=["unique_id", "model", "reason", "used", "metric", "stage"]).astype(
         {"unique_id": str}).to_parquet(out / "fallbacks.parquet")
     feats[feats["workspace_id"].isin(set(utc["unique_id"]))][
@@ -226,5 +271,16 @@ def forecast_shard(settings: Settings, engine, as_of: date, shard: int, n_shards
                seconds=round(time.perf_counter() - t0, 1), history_start=str(utc["ds"].min().date()),
                history_end=as_of.isoformat())
     (out / "ref.json").write_text(json.dumps(ref, default=str))
-    log.info("peak_usage shard %d: %d workspaces in %.1fs", shard, n_ws, ref["seconds"])
+    log.info("peak_usage shard %d trained: %d workspaces in %.1fs", shard, n_ws, ref["seconds"])
     return ref
+
+
+def forecast_shard(settings: Settings, engine, as_of: date, shard: int, n_shards: int) -> dict:
+    """The nightly shard: score with the served version(s) (``pipelines.peak_usage.scoring``), or train inline
+    (``train_shard``) when there is no usable version; the reference's ``mode`` says which."""
+    from pipelines.peak_usage.scoring import score_shard, scoring_plan
+
+    plan = scoring_plan(settings, engine, as_of)
+    if plan.train_inline:
+        return {**train_shard(settings, engine, as_of, shard, n_shards), "train_reason": plan.note}
+    return score_shard(settings, engine, as_of, shard, n_shards, plan)

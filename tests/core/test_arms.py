@@ -23,3 +23,12 @@ def test_zero_share_is_all_champion_and_out_of_range_is_refused():
     assert {arm_of(f"w{i}", 0.0) for i in range(100)} == {CHAMPION_ARM}
     with pytest.raises(ValueError, match="between 0 and 1"):
         arm_of("w", 1.5)
+
+
+def test_a_workspace_has_one_arm_by_source_id_or_uuid():
+    from core.arms import arm_of, workspace_arm
+    from core.ids import entity_uuid
+
+    for w in ("ws-001", "acme", "ws-042"):
+        u = str(entity_uuid("workspace", w))
+        assert workspace_arm(w, 0.5, "s") == workspace_arm(u, 0.5, "s") == arm_of(u, 0.5, "s")

@@ -2,9 +2,6 @@
 here), against the same steps on a local folder."""
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,57 +11,32 @@ import pyarrow as pa
 import pytest
 
 from core.settings import Settings
-from core.storage import RemotePath, file_mtimes, parquet_rows, read_parquet, storage_root, write_parquet
+from core.storage import (
+    RemotePath,
+    copy_tree,
+    file_mtimes,
+    parquet_rows,
+    read_frame,
+    read_parquet,
+    storage_root,
+    write_frame,
+    write_parquet,
+)
 from pipelines.features.sets import FEATURE_SETS
 from pipelines.features.store import load_daily_aggregates, read_offline
 from pipelines.ingest.extract import partition_path, read_staged_events, staged_dates
 from pipelines.ingest.load import load_events
 from pipelines.nightly import extract_step, features_step, validate_features_step, validate_raw_step
-from tests.conftest import make_events
+from tests.conftest import S3_BUCKET, make_events
 
 END = date(2026, 3, 31)
 NOW = datetime(2026, 4, 2, tzinfo=timezone.utc)
-BUCKET = "pae-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
-    """moto's S3 server on 127.0.0.1 (a separate process), with one bucket."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {log.read_text()[-2000:]}") from None
-                time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+BUCKET = S3_BUCKET
 
 
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch, s3_endpoint):
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    root = storage_root(f"s3://{BUCKET}", s3_endpoint)
-    if not root.fs.exists(BUCKET):
-        root.fs.mkdir(BUCKET)
+def aws_env(s3_env):  # credentials and the bucket on moto's server (tests/conftest.py)
+    return s3_env
 
 
 def test_storage_root_and_remote_path_operations(s3_endpoint, tmp_path: Path):
@@ -86,6 +58,37 @@ def test_storage_root_and_remote_path_operations(s3_endpoint, tmp_path: Path):
     assert list((root / "x").glob("month=*/part-0.parquet")) == [target]
     target.unlink()
     assert not target.exists()
+
+
+def test_copy_tree_and_frames_between_disk_and_bucket(s3_endpoint, tmp_path: Path):
+    root = storage_root(f"s3://{BUCKET}/copy", s3_endpoint)
+    src = tmp_path / "shard=1"
+    (src / "state").mkdir(parents=True)
+    frame = pd.DataFrame({"unique_id": ["a", "b"], "y": [1.5, None]}, index=pd.Index([3, 7], name="row"))
+    frame.to_parquet(src / "forecast.parquet")
+    (src / "state" / "meta.json").write_text('{"v": 1}')
+    sibling = root / "shard=10" / "forecast.parquet"  # a prefix that starts like the target's
+    write_frame(frame, sibling)
+    write_frame(frame, root / "shard=1" / "stale.parquet")  # left by an earlier copy: must go
+
+    assert copy_tree(src, root / "shard=1") == 2
+    assert root.fs.find(f"{BUCKET}/copy/shard=1") == [
+        f"{BUCKET}/copy/shard=1/forecast.parquet", f"{BUCKET}/copy/shard=1/state/meta.json"]
+    assert sibling.exists()
+    pd.testing.assert_frame_equal(read_frame(root / "shard=1" / "forecast.parquet"), frame)  # index kept too
+
+    back = tmp_path / "elsewhere" / "shard=1"
+    (back / "old.txt").parent.mkdir(parents=True)
+    (back / "old.txt").write_text("x")
+    assert copy_tree(root / "shard=1", back) == 2
+    assert sorted(p.relative_to(back).as_posix() for p in back.rglob("*") if p.is_file()) == [
+        "forecast.parquet", "state/meta.json"]
+    assert (back / "state" / "meta.json").read_text() == '{"v": 1}'
+    pd.testing.assert_frame_equal(pd.read_parquet(back / "forecast.parquet"), frame)
+    # a single file both ways, and a local-to-local copy
+    assert copy_tree(src / "forecast.parquet", root / "one.parquet") == 1 and (root / "one.parquet").exists()
+    assert copy_tree(root / "one.parquet", tmp_path / "one.parquet") == 1
+    assert copy_tree(src, tmp_path / "local-copy") == 2 and (tmp_path / "local-copy" / "state" / "meta.json").exists()
 
 
 def _frames(settings: Settings) -> dict[str, pd.DataFrame]:

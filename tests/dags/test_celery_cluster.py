@@ -3,7 +3,12 @@
 api-server, scheduler, dag-processor and two Celery workers run as separate processes, with the machine's
 Redis as broker and a PostgreSQL metadata database. The run is triggered through the REST API; it must
 succeed, its mapped shards must run on both workers, and its predictions must equal ``pae run``'s for the
-same date on the same data."""
+same date on the same data.
+
+No task reads another machine's disk: each worker has its own ``data_dir``, staging, the offline feature store,
+the shard outputs and merged frames (``runs_root``) and MLflow's artifacts are on an S3 server (moto, on loopback,
+started by the test; the compose file's MinIO in production) and MLflow's runs and registry in PostgreSQL. The
+``pae run`` it is compared with keeps everything on its local disk, as by default."""
 from __future__ import annotations
 
 import subprocess
@@ -14,12 +19,15 @@ import pytest
 import sqlalchemy as sa
 
 from core.db import get_engine, migrate
+from core.storage import storage_root
 from core.settings import Settings
 from pipelines.airflow_env import DAG_ID
 from pipelines.cluster import LocalCluster, free_port
 from pipelines.ingest.load import load_events
 from pipelines.nightly import run_nightly
+from pipelines.registry import configure
 from pipelines.simulator.generate import generate_platform
+from tests.conftest import S3_BUCKET
 
 pytestmark = pytest.mark.slow
 END = date(2026, 6, 30)
@@ -45,7 +53,8 @@ def _redis_available() -> bool:
 
 
 @pytest.mark.skipif(not _redis_available(), reason="needs Redis on 127.0.0.1:6379 (the machine's broker)")
-def test_nightly_dag_on_two_celery_workers_matches_pae_run(server_url, tmp_path):
+def test_nightly_dag_on_two_celery_workers_matches_pae_run(server_url, tmp_path, s3_env, monkeypatch):
+    monkeypatch.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)  # set by configure() below; restored after
     tag = uuid.uuid4().hex[:8]
     generate_platform(8, 200, seed=3, out_dir=tmp_path / "gen", end_date=END)
     results = {}
@@ -56,9 +65,13 @@ def test_nightly_dag_on_two_celery_workers_matches_pae_run(server_url, tmp_path)
         load_events(engine, tmp_path / "gen" / "events", tmp_path / "rejects")
         settings = Settings(database_url=url, data_dir=tmp_path / mode, shards=4, api_key_pepper="cluster")
         if mode == "celery":
-            subprocess.run(["redis-cli", "-n", "7", "flushdb"], check=True, capture_output=True)
+            settings = settings.model_copy(update={
+                "storage_uri": f"s3://{S3_BUCKET}/cluster-{tag}", "s3_endpoint_url": s3_env,
+                "mlflow_tracking_uri": _database(server_url, f"pae_cluster_mlflow_{tag}")})
+            configure(settings).search_experiments()  # MLflow's tables, made here (two workers would race)
             cluster = LocalCluster(settings, home=tmp_path / "airflow", broker_url="redis://127.0.0.1:6379/7",
-                                   metadata_db=f"pae_airflow_{tag}", port=free_port(), workers=2)
+                                   metadata_db=f"pae_airflow_{tag}", port=free_port(), workers=2,
+                                   worker_data_dirs=True, queue=f"pae-{tag}")  # its own queue: runs may overlap
             with cluster:
                 run_id = cluster.trigger(DAG_ID, {"run_date": END.isoformat()})
                 state = cluster.wait(DAG_ID, run_id)
@@ -66,12 +79,30 @@ def test_nightly_dag_on_two_celery_workers_matches_pae_run(server_url, tmp_path)
             assert state == "success", [(t["task_id"], t["state"]) for t in tis if t["state"] != "success"]
             shard_hosts = {t["hostname"] for t in tis if t["task_id"].startswith("predict_")}
             assert shard_hosts == {"worker-1", "worker-2"}, shard_hosts
+            _assert_shared_through_the_bucket(settings, engine, tag)
         else:
             run_nightly(END, settings)
         with engine.connect() as conn:
             results[mode] = conn.execute(sa.text(CHECKSUM)).one()
         engine.dispose()
     assert results["celery"][0] > 0 and results["celery"] == results["pae_run"]
+
+
+def _assert_shared_through_the_bucket(settings: Settings, engine, tag: str) -> None:
+    """The shards handed on URIs; staging, the store, shard outputs and MLflow artifacts are in the bucket."""
+    with engine.connect() as conn:
+        paths = conn.execute(sa.text("select step, details->>'path' from analytics.pipeline_runs"
+                                     " where step like 'predict_%' and details->>'path' is not null")).all()
+    assert paths and all(p.startswith(f"s3://{S3_BUCKET}/cluster-{tag}/runs/") for _, p in paths), paths
+    root = storage_root(settings.storage_uri, settings.s3_endpoint_url)
+    keys = root.fs.find(f"{S3_BUCKET}/cluster-{tag}")
+    for part in ("staging/events/", "offline_store/", f"runs/forecasts/as_of={END.isoformat()}/shard=3/",
+                 f"runs/forecasts/as_of={END.isoformat()}/forecast.parquet", "mlflow/"):
+        assert any(f"cluster-{tag}/{part}" in k for k in keys), part
+    for worker in ("worker-1", "worker-2"):  # each worker's own disk holds no staging or store
+        local = settings.data_dir / worker
+        assert not (local / "staging").exists() and not (local / "offline_store").exists()
+        assert not (local / "mlartifacts").exists()
 
 
 @pytest.fixture(autouse=True)

@@ -64,9 +64,31 @@ def test_dag_file_parses_fast_without_heavy_imports(dag_id):
         f"s = u.spec_from_file_location('d', {str(REPO_ROOT / 'dags' / (dag_id + '.py'))!r});"
         "m = u.module_from_spec(s); import airflow.sdk; t0 = time.perf_counter(); s.loader.exec_module(m);"
         "print(time.perf_counter() - t0);"
-        "print(','.join(x for x in ('pandas', 'mlflow', 'xgboost', 'prophet', 'sklearn') if x in sys.modules))"
+        "print(','.join(x for x in ('pandas', 'mlflow', 'xgboost', 'prophet', 'sklearn',"
+        " 'airflow.providers.standard.operators.trigger_dagrun') if x in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ}).stdout.split("\n")
     assert float(out[0]) < 2.0
     assert out[1] == "", f"heavy modules imported at parse time: {out[1]}"
+
+
+def test_trigger_retrain_starts_the_retrain_dag_once_per_run(dagbag):
+    """trigger_retrain (after the retrain_pending short-circuit) asks the task runner to start the retrain DAG with
+    reason=drift; the run id follows the nightly run's, and an existing run is skipped (a retry starts none)."""
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import DagRunTriggerException
+
+    dag = dagbag.get_dag(DAG_ID)
+    task = dag.get_task("trigger_retrain")
+    assert sorted(dag.get_task("retrain_pending").downstream_task_ids) == ["trigger_retrain"]
+    assert "predictive_analytics_retrain" in dagbag.dag_ids
+    with pytest.raises(DagRunTriggerException) as exc:
+        task.python_callable(dag_run=SimpleNamespace(run_id="scheduled__2026-03-01T00:00:00+00:00"),
+                             ti=SimpleNamespace(xcom_pull=lambda task_ids: ["churn", "growth"]))
+    e = exc.value
+    assert e.trigger_dag_id == "predictive_analytics_retrain"
+    assert e.conf == {"reason": "drift", "kinds": "churn,growth"}  # the kinds retrain_pending found
+    assert e.dag_run_id == "drift__scheduled__2026-03-01T00:00:00+00:00"
+    assert e.skip_when_already_exists and not e.wait_for_completion and e.logical_date is None

@@ -155,3 +155,30 @@ def test_arms_bad_input():
         compare_arms(arms(1, 1).drop(columns="naive_abs_error"))
     with pytest.raises(ValueError, match="unknown arm"):
         compare_arms(arms(1, 1).assign(arm="treatment"))
+
+
+def brier_arms(champion: float, challenger: float, n: int = 30, users: int = 20, seed: int = 0) -> pd.DataFrame:
+    """Per workspace × arm Brier sums: each user's squared error around the arm's mean Brier."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for arm, brier in (("champion", champion), ("challenger", challenger)):
+        for i in range(n):
+            rows.append((f"{arm}-{i}", arm, float(users * brier * rng.uniform(0.9, 1.1)), users))
+    return pd.DataFrame(rows, columns=["workspace_id", "arm", "brier_sum", "n"])
+
+
+def test_brier_arms_compare_pooled_brier_with_the_workspace_bootstrap():
+    from models.promotion import compare_brier_arms
+
+    better = compare_brier_arms(brier_arms(0.20, 0.15), min_scored=100)
+    assert better.verdict == "challenger_better" and better.metric == "brier"
+    assert better.metric_champion == pytest.approx(
+        brier_arms(0.20, 0.15).query("arm == 'champion'")["brier_sum"].sum() / (30 * 20))
+    assert better.relative_ci_high <= -0.02 and better.wape_champion is None
+    assert (better.workspaces_challenger, better.workspace_days_challenger) == (30, 600)  # rows scored
+    assert compare_brier_arms(brier_arms(0.20, 0.15), min_scored=100) == better  # seeded
+    assert compare_brier_arms(brier_arms(0.15, 0.20), min_scored=100).verdict == "champion_better"
+    few = compare_brier_arms(brier_arms(0.2, 0.1, n=3, users=5), min_scored=100)
+    assert few.verdict == "insufficient_data" and "15 scored rows" in few.reason
+    with pytest.raises(ValueError, match="lack column"):
+        compare_brier_arms(brier_arms(0.2, 0.2).drop(columns="brier_sum"))

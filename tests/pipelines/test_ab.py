@@ -5,6 +5,7 @@ import uuid
 from datetime import date, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -141,3 +142,34 @@ def test_a_kind_with_nothing_scored_records_nothing(db, settings):
     assert out["verdict"] is None and "no realised accuracy" in out["reason"]
     with db.connect() as conn:
         assert conn.execute(sa.text("select count(*) from analytics.ab_comparisons")).scalar() == 0
+
+
+def test_churn_arms_are_compared_on_brier_and_a_better_challenger_earns_a_promotion(db, settings):
+    from pipelines.ab import compare_outcome_arms
+
+    _model(settings, db, "ab-churn", 2)
+    rng = np.random.default_rng(1)
+    rows = []
+    for w in WORKSPACES:
+        arm = arm_of(str(w), SHARE, SALT)
+        for u in range(10):
+            y = int(rng.random() < 0.3)
+            p = y * 0.8 + 0.1 if arm == "challenger" else float(rng.uniform(0.2, 0.6))  # sharper, calibrated
+            rows.append({"workspace_id": str(w), "user_id": f"u{u}", "arm": arm, "model_version": "2" if arm ==
+                         "challenger" else "1", "as_of_date": D - timedelta(days=30), "probability": p, "outcome": y})
+    outcomes = pd.DataFrame(rows)
+    out = compare_outcome_arms(db, settings, kind="churn", prediction_type="churn_30d", model_name="ab-churn",
+                               run_date=D, outcomes=outcomes)
+    assert out["verdict"] == "challenger_better" and out["promote"] and out["metric"] == "brier"
+    champion = outcomes[outcomes["arm"] == "champion"]
+    assert out["metric_champion"] == pytest.approx(((champion["probability"] - champion["outcome"]) ** 2).mean())
+    with db.connect() as conn:
+        row = conn.execute(sa.text("select * from analytics.ab_comparisons where kind = 'churn'")).mappings().one()
+        decision = conn.execute(sa.text("select version, source, decision from analytics.model_decisions"
+                                        " where model_name = 'ab-churn'")).one()
+    assert (row["champion_version"], row["challenger_version"], row["metric"]) == ("1", "2", "brier")
+    assert row["workspace_days_champion"] == len(champion)  # scored users
+    assert tuple(decision) == ("2", "ab_realised", "promote")
+    none = compare_outcome_arms(db, settings, kind="churn", prediction_type="churn_30d", model_name="ab-churn",
+                                run_date=D, outcomes=None)
+    assert none["verdict"] is None and "no realised outcomes" in none["reason"]

@@ -114,3 +114,32 @@ def test_bi_view_keeps_past_forecasts_beside_realised_credits(clean_db):
     assert all(r.days_ahead == 1 for r in rows)
     assert rows[2:] and all(r.workspace_external_id is None and r.actual_credits is None for r in rows[2:])
     assert [tuple(r) for r in cumulative] == [(1, 100.0)]  # later days were replaced by the next night's run
+
+
+def _scenarios(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text("select scenario, count(*) from analytics.predictions group by 1")).all())
+
+
+def test_nightly_and_on_demand_sets_own_their_scenarios(clean_db):
+    """The nightly set never deletes on-demand rows and the job writer never deletes nightly rows, and neither
+    accepts the other's scenario (PublishTarget.scenarios)."""
+    from core.jobs import ON_DEMAND_SCENARIO
+    from pipelines.publish import publish_on_demand_predictions
+
+    with clean_db.begin() as conn:
+        publish_predictions(conn, _forecast(h=5), "credit_consumption", AS_OF)
+        publish_on_demand_predictions(conn, _forecast(h=4, dims=("total",)), "credit_consumption", AS_OF)
+    assert _scenarios(clean_db) == {"likely": 2 * 2 * 5, ON_DEMAND_SCENARIO: 2 * 4}
+    with clean_db.begin() as conn:  # a shorter nightly set drops only its own stale rows
+        stats = publish_predictions(conn, _forecast(h=2, dims=("total",)), "credit_consumption", AS_OF)
+    assert stats["deleted_stale"] == 2 * 5 + 2 * 3
+    assert _scenarios(clean_db) == {"likely": 2 * 2, ON_DEMAND_SCENARIO: 2 * 4}
+    with clean_db.begin() as conn:  # a shorter job drops only on-demand rows
+        stats = publish_on_demand_predictions(conn, _forecast(h=1, dims=("total",)), "credit_consumption", AS_OF)
+    assert stats["deleted_stale"] == 2 * 3
+    assert _scenarios(clean_db) == {"likely": 2 * 2, ON_DEMAND_SCENARIO: 2}
+    with pytest.raises(ValueError, match="not this target's"):
+        with clean_db.begin() as conn:
+            publish_predictions(conn, _forecast().assign(scenario=ON_DEMAND_SCENARIO), "credit_consumption", AS_OF)
+    assert _scenarios(clean_db) == {"likely": 2 * 2, ON_DEMAND_SCENARIO: 2}

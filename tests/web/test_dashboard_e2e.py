@@ -39,8 +39,12 @@ def test_dashboard_in_chromium(served):
     assert seen["views"]["consumption-forecast"]["state"] == "ok"
     assert seen["views"]["churn-risk-matrix"]["users"] > 0 and seen["contacts"] == 2
     assert "Forecast:" in seen["tooltip"]
+    # the Model health panel: a row per kind the monitor step reported, champions as the API gives them
+    health = seen["views"]["model-health"]
+    assert health["state"] == "ok" and {"consumption", "churn"} <= set(health["kinds"]), health
+    assert health["champions"]["consumption"] is not None  # the nightly run registered a champion
     for name in ("01-dashboard", "02-consumption-forecast-tooltip", "03-churn-risk-matrix-detail",
-                 "05-other-workspace-key"):
+                 "05-other-workspace-key", "07-model-health"):
         assert (OUT / f"{name}.png").stat().st_size > 10_000, name
     # generous: the budget benchmark (bench/dashboard.py) measures 1,000 workspaces against 2.5 s
     assert seen["first_meaningful_paint_ms"] < 10_000

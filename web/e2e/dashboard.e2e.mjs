@@ -10,7 +10,7 @@ const { BASE_URL: BASE, KEY_A, KEY_B, WS_A, OUT_DIR = "test-output/e2e" } = proc
 for (const [k, v] of Object.entries({ BASE_URL: BASE, KEY_A, KEY_B, WS_A })) check(v, `${k} is set`);
 mkdirSync(OUT_DIR, { recursive: true });
 
-const VIEWS = ["prediction-summary-cards", "consumption-forecast", "churn-risk-matrix", "growth-projections", "capacity-planning", "agent-error-alerts"];
+const VIEWS = ["prediction-summary-cards", "consumption-forecast", "churn-risk-matrix", "growth-projections", "capacity-planning", "agent-error-alerts", "model-health"];
 const ENDPOINTS = {
   "growth-projections": ["/api/analytics/predictions/growth", { metric: "mau", horizon_days: 30 }],
   "capacity-planning": ["/api/analytics/predictions/peak-usage", { granularity: "hourly" }],
@@ -159,6 +159,33 @@ try {
     await page.getByTestId(id).scrollIntoViewIfNeeded();
     await shot(page.getByTestId(id), `04-${id}`);
   }
+
+  // Model health: one row per kind the API reports (its monitor step), with the champion version and the alert
+  // badge the API says; no kinds yet -> the no-data state with the reason.
+  const health = await api(BASE, KEY_A, "/api/analytics/models/health", {});
+  check(health.status === 200, `model health answers (HTTP ${health.status})`);
+  const healthPanel = page.getByTestId("model-health");
+  const healthState = await stateOf(page, "model-health");
+  if (health.body.kinds.length === 0) {
+    check(healthState === "no_data" && /not scored any prediction yet/.test(await healthPanel.textContent()), `model health: no data (${healthState})`);
+  } else {
+    check(healthState === "ok", `model health: ok (${healthState})`);
+    check((await healthPanel.locator(".panel__subtitle").textContent()).includes(`Realised accuracy over ${health.body.window_days} days`), "model health subtitle gives the window");
+    const rows = healthPanel.locator('[data-testid="model-health-kinds"] tbody tr');
+    check(await rows.count() === health.body.kinds.length, `one row per kind (${await rows.count()} rows, ${health.body.kinds.length} kinds)`);
+    for (const k of health.body.kinds) {
+      const cells = await healthPanel.locator(`[data-testid="model-health-kinds"] tr[data-kind="${k.kind}"] td`).allTextContents();
+      check(cells.length === 7, `model health row for ${k.kind}`);
+      const champion = k.champion ? `v${k.champion.version}` : "–";
+      const challenger = k.challenger ? `v${k.challenger.version}` : "–";
+      check(cells[3] === `${champion} / ${challenger}`, `${k.kind}: champion/challenger ${cells[3]} = API ${champion} / ${challenger}`);
+      check((cells[1] === "alert") === (k.alert === true), `${k.kind}: alert badge iff the API alerts (${cells[1]})`);
+    }
+  }
+  seen.views["model-health"] = { state: healthState, kinds: health.body.kinds.map((k) => k.kind),
+    champions: Object.fromEntries(health.body.kinds.map((k) => [k.kind, k.champion?.version ?? null])) };
+  await healthPanel.scrollIntoViewIfNeeded();
+  await shot(healthPanel, "07-model-health");
 
   // The key stays for the tab: a reload needs no key; the picker lists the key's workspaces.
   await page.reload();

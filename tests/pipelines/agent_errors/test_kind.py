@@ -171,12 +171,16 @@ def test_a_refused_challenger_keeps_the_champion_serving(platform, engine, monke
     def refuse(engine, settings, **kw):
         return Promotion(kw["model_name"], "99", False, kw["metric"], kw["value"], 1.0, "worse than the champion")
 
-    monkeypatch.setattr(shard_module, "_usable", lambda *a: (False, "due for retraining"))  # train tonight
+    from pipelines.serving import ServingPlan
+
+    # train tonight (as with no usable version), while the served v1 still scores the shard as the fallback
+    monkeypatch.setattr(shard_module, "scoring_plan", lambda *a: ServingPlan(note="forced to train"))
     monkeypatch.setattr(kind_module, "register_version", refuse)
     monkeypatch.setattr(kind_module, "tag_trained_through", lambda *a, **k: None)
     ref = AGENT_KIND.run_shard(settings, engine, END, 0)
-    assert ref.details["mode"] == "trained" and ref.details["champion_scored"]
+    assert ref.details["mode"] == "trained" and ref.details["champion_scored"] and ref.details["champion_version"] == "1"
     result = AGENT_KIND.finalize(settings, engine, END, [ref])
     assert result.status == "success" and result.model_version == "1" and "not promoted" in result.reason
     served = pd.read_parquet(result.extra_sets["agent_error_alerts"])
     assert (served["model_version"] == "1").all() and len(served) == ref.details["n_agents"]
+    assert result.details["mode"] == "trained inline" and result.details["train_reason"] == "forced to train"

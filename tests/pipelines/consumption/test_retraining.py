@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 import models.forecasting.ensemble as ensemble_module
 import models.forecasting.evaluation as evaluation_module
-from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
+from core.arms import CHALLENGER_ARM, CHAMPION_ARM, workspace_arm
 from core.settings import Settings
 from pipelines.consumption.artifact import ScoringArtifact, load_artifact
 from pipelines.serving import version_by_alias
@@ -134,7 +134,7 @@ def test_retrain_records_its_reason_and_takes_over_a_pending_request(platform, e
     manual = retrain("consumption", "manual", NEXT.isoformat(), platform)
     assert manual["reason"] == "manual" and _retrain_rows(engine)[-1]["reason"] == "manual"
     with pytest.raises(ValueError, match="consumption"):
-        retrain("churn", "manual", NEXT.isoformat(), platform)
+        retrain("no_such_kind", "manual", NEXT.isoformat(), platform)
     with pytest.raises(ValueError, match="unknown retrain reason"):
         request_retrain(engine, "consumption", "whim", NEXT, {})
 
@@ -165,14 +165,14 @@ def test_ab_arms_are_scored_by_their_versions(platform, engine, monkeypatch):
     client.set_registered_model_alias(MODEL_NAME, "challenger", old)
     workspaces = [f"ws{i}" for i in range(4)]
     salt = next(s for s in (f"salt-{i}" for i in range(50))  # a salt that puts workspaces in both arms
-                if len({arm_of(w, 0.5, s) for w in workspaces}) == 2)
+                if len({workspace_arm(w, 0.5, s) for w in workspaces}) == 2)
     ab = platform.model_copy(update={"ab_challenger_share": 0.5, "ab_salt": salt})
     _no_backtest(monkeypatch)
     day = NEXT + timedelta(days=1)  # after both versions' training data
     frames = [pd.read_parquet(Path(forecast_shard(ab, day, s, ab.shards)["path"]) / "forecast.parquet")
               for s in range(ab.shards)]
     frame = pd.concat(frames, ignore_index=True)
-    want = {w: (old if arm_of(w, 0.5, salt) == CHALLENGER_ARM else new) for w in workspaces}
+    want = {w: (old if workspace_arm(w, 0.5, salt) == CHALLENGER_ARM else new) for w in workspaces}
     got = frame.groupby("workspace_id")["model_version"].agg(set).to_dict()
     assert got == {w: {v} for w, v in want.items()}
     assert set(frame["arm"]) == {CHAMPION_ARM, CHALLENGER_ARM}
@@ -197,6 +197,43 @@ def test_unknown_workspace_is_scored_with_default_weights(platform, tmp_path):
     rows = frame[(frame["workspace_id"] == dropped) & (frame["dimension"] == "total")]
     assert len(rows) == 2 * platform.forecast_horizon_days  # daily and cumulative rows all the same
     assert (rows["confidence_lower"] <= rows["predicted_value"]).all()
+
+
+def test_stored_specifications_and_an_older_artifact_format(platform, tmp_path):
+    """Format 2 stores each searching member's chosen specification per series and scoring fits it; a format-1
+    artifact (no specifications) still scores, with the search; an unknown format is refused."""
+    import json
+
+    from pipelines.consumption.artifact import FORMAT, read_artifact
+    from pipelines.consumption.scoring import score_shard
+
+    _, new = _two_versions(platform)
+    art = load_artifact(platform, MODEL_NAME, new)
+    assert FORMAT == 2 and art.format == 2 and art.has_specs
+    shard = next(k for k in range(art.n_shards) if (art.folder / f"shard={k}" / "total_weights.parquet").exists())
+    specs = pd.concat([art.state(shard, level).specs.assign(level=level) for level in ("total", "feature")])
+    assert set(specs["member"]) <= {"ETS", "MSTL"} and specs["spec"].str.fullmatch(r"[AM][NA][NA][ND]").all()
+    night = NEXT + timedelta(days=2)
+    stored = score_shard(platform, night, shard, art.n_shards, {CHAMPION_ARM: art})
+    assert stored["specs"] == {CHAMPION_ARM: "stored"}
+    used = {k: v for k, v in stored["fitted_members"].items() if k.split(":")[1] in {"ETS", "MSTL"}}
+    assert stored["fixed_specs"] and set(stored["fixed_specs"]) <= set(used)  # fitted series with a stored spec
+    assert all(n <= used[k] for k, n in stored["fixed_specs"].items())
+    stored_frame = pd.read_parquet(Path(stored["path"]) / "forecast.parquet")
+
+    old = tmp_path / "format1"
+    shutil.copytree(art.folder, old)
+    for path in old.glob("shard=*/*_specs.parquet"):
+        path.unlink()
+    config = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**config, "format": 1}))
+    searched = score_shard(platform, night, shard, art.n_shards, {CHAMPION_ARM: read_artifact(new, old)})
+    assert searched["specs"] == {CHAMPION_ARM: "searched (artifact format 1)"} and searched["fixed_specs"] == {}
+    searched_frame = pd.read_parquet(Path(searched["path"]) / "forecast.parquet")
+    assert len(searched_frame) == len(stored_frame) and searched["n_fallbacks"] == stored["n_fallbacks"]
+    (old / "config.json").write_text(json.dumps({**config, "format": 3}))
+    with pytest.raises(ValueError, match="artifact format 3"):
+        read_artifact(new, old)
 
 
 def test_champion_weights_are_judged_on_the_challengers_windows():

@@ -140,3 +140,44 @@ def test_post_then_worker_then_get_through_the_api(platform, engine):
         job = client.get(r.headers["location"], headers=headers).json()
     assert job["status"] == "succeeded" and job["attempts"] == 1 and job["run_seconds"] > 0
     assert job["result"]["rows"] == 4 and job["result"]["target_metrics"] == ["credits_cumulative"]
+
+
+def test_a_job_scores_with_the_stored_serving_version_when_one_is_usable(platform, engine, writer, monkeypatch):
+    """With a champion trained through the job's as-of date or earlier, the job scores the workspace with its
+    stored model (no backtest, no training); with an as-of date before the champion's data ends it trains, saying
+    so. Runs last in this module: the champion it registers would serve the jobs of the tests above."""
+    import models.forecasting.ensemble as ensemble_module
+    import models.forecasting.evaluation as evaluation_module
+    from pipelines.retrain import retrain
+
+    trained = retrain("consumption", "manual", (END - timedelta(days=2)).isoformat(), platform)
+    assert trained["status"] == "success", trained
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the job ran a backtest: it trained instead of scoring with the stored version")
+
+    with monkeypatch.context() as m:
+        m.setattr(ensemble_module, "backtest", refuse)
+        m.setattr(evaluation_module, "backtest", refuse)
+        job = enqueue_job(writer, WS0, "credit_consumption", "credits", 6, {}, None, None, "test").job
+        outcome = run_job(platform, engine, job["id"])
+    assert outcome["status"] == "succeeded", outcome
+    result = _job(engine, job["id"])["result"]
+    assert result["served_version"] == str(trained["model_version"])
+    assert result["model"].startswith(f"scored with the champion v{trained['model_version']}")
+    rows = _rows(engine, f"scenario = '{ON_DEMAND_SCENARIO}' and target_metric = 'credits'")
+    assert len(rows) == result["rows"] == 6 * 5 and {r["model_version"] for r in rows} == {f"on-demand:{job['id']}"}
+    assert all(r["confidence_lower"] <= r["predicted_value"] <= r["confidence_upper"] for r in rows)
+    by_day: dict = {}
+    for r in rows:  # still reconciled to the total
+        if r["dimension"] != "total":
+            by_day[r["prediction_date"]] = by_day.get(r["prediction_date"], 0) + float(r["predicted_value"])
+    assert by_day == pytest.approx({r["prediction_date"]: float(r["predicted_value"]) for r in rows
+                                    if r["dimension"] == "total"}, rel=1e-5)
+
+    early = enqueue_job(writer, WS0, "credit_consumption", "credits_cumulative", 5,
+                        {"as_of_date": (END - timedelta(days=10)).isoformat()}, None, None, "test").job
+    assert run_job(platform, engine, early["id"])["status"] == "succeeded"
+    result = _job(engine, early["id"])["result"]
+    assert result["served_version"] is None and result["model"] == (
+        f"the serving version was trained on data after {END - timedelta(days=10)}: trained on demand")
