@@ -268,6 +268,7 @@ def monitor_step(run_date: str, settings: Settings | None = None) -> dict:
                                                  "model_name": result["model_name"], "alert": result["alert"]}
             if result["alert"]:
                 out["alert_kinds"].append(name)
+                out.setdefault("retrain_requested", {})[name] = _request_accuracy_retrain(engine, name, d, result)
             if result["summary"]:
                 t0 = time.perf_counter()
                 out["mlflow_run_ids"][name] = _log_realised(settings, name, d, result)
@@ -293,6 +294,18 @@ def prune_history(settings: Settings, engine, d: date) -> dict[str, int]:
                                    tzinfo=timezone.utc)
     return {"prediction_snapshots": prune_snapshots(engine, d, settings.snapshot_retention_days),
             "prediction_jobs": delete_finished_jobs(engine, jobs_before)}
+
+
+def _request_accuracy_retrain(engine, kind: str, d: date, result: dict) -> int | None:
+    """A kind whose realised accuracy broke its backtest's promise gets a pending ``accuracy`` retrain (merged into
+    a pending request if there is one); the nightly DAG then triggers the retrain DAG for it."""
+    from pipelines.kinds import get_kind
+    from pipelines.retrain_runs import request_retrain
+
+    if not hasattr(get_kind(kind), "finalize_training"):
+        return None
+    figures = {"alerts": [a for a in result["alerts"] if a.get("alert")]}
+    return request_retrain(engine, kind, "accuracy", d, figures)
 
 
 def _compare_arms(engine, settings: Settings, d: date) -> dict:

@@ -117,3 +117,11 @@ def test_tolerates_a_missing_ab_table(client, monitored, db):
     finally:
         with db.begin() as conn:
             conn.execute(sa.text("alter table analytics.ab_comparisons_hidden rename to ab_comparisons"))
+
+
+def test_a_realised_accuracy_alert_records_a_pending_accuracy_retrain(db, monitored):
+    with db.connect() as conn:
+        rows = conn.execute(sa.text("select kind, reason, status, figures from analytics.retrain_runs"
+                                    " where status = 'pending'")).mappings().all()
+    assert [(r["kind"], r["reason"]) for r in rows] == [("consumption", "accuracy")]
+    assert rows[0]["figures"]["alerts"][0]["alert"] is True
