@@ -17,6 +17,7 @@ shards of a run); the kind reads it with its own loader.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -80,6 +81,52 @@ def tag_trained_through(settings: Settings, model_name: str, version: str, as_of
     from mlflow.tracking import MlflowClient
 
     MlflowClient().set_model_version_tag(model_name, str(version), TRAINED_THROUGH_TAG, as_of.isoformat())
+
+
+@dataclass
+class StoredArtifact:
+    """A model version's scoring artifact folder (a kind's subclass knows its files), read from a local folder."""
+
+    version: str
+    folder: Path
+    config: dict
+
+    @property
+    def n_shards(self) -> int:
+        return int(self.config["n_shards"])
+
+    @property
+    def trained_through(self) -> date:
+        return date.fromisoformat(self.config["trained_through"])
+
+
+def read_artifact_config(version: str, folder: Path, artifact_dir: str, formats: tuple[int, ...],
+                         required: set[str]) -> dict:
+    """``config.json`` of an artifact folder, checked (format, keys); ValueError says what is wrong."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise ValueError(f"no {artifact_dir}/config.json in the artifact of version {version}")
+    config = json.loads(path.read_text())
+    if config.get("format") not in formats:
+        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected one of {formats}")
+    missing = (set(required) | {"n_shards", "trained_through"}) - set(config)
+    if missing:
+        raise ValueError(f"version {version}: artifact config lacks {sorted(missing)}")
+    return config
+
+
+def gather_shard_states(root: Path, refs: list[dict], artifact_dir: str, config: dict) -> Path:
+    """Copy each trained shard's ``state`` folder into ``root/<artifact_dir>/shard=<k>`` and write ``config.json``;
+    returns the folder (what the training run logs to MLflow)."""
+    folder = root / artifact_dir
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for r in refs:
+        src = Path(r["path"]) / "state"
+        if src.exists():
+            shutil.copytree(src, folder / f"shard={r['shard']}")
+    (folder / "config.json").write_text(json.dumps(config, default=str))
+    return folder
 
 
 @dataclass

@@ -19,14 +19,12 @@ shards; ``load_artifact`` reads a registered version's folder back.
 from __future__ import annotations
 
 import json
-import shutil
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from core.settings import Settings
+from pipelines.serving import StoredArtifact, gather_shard_states, read_artifact_config
 
 ARTIFACT_DIR = "scoring"
 FORMAT = 2
@@ -52,28 +50,11 @@ def save_shard_state(out: Path, total_model, bottom_model) -> None:
 
 def build_artifact(root: Path, refs: list[dict], config: dict) -> Path:
     """Gather the trained shards' states into ``root/scoring`` with ``config.json``; returns the folder."""
-    folder = root / ARTIFACT_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for r in refs:
-        src = Path(r["path"]) / "state"
-        if src.exists():
-            shutil.copytree(src, folder / f"shard={r['shard']}")
-    (folder / "config.json").write_text(json.dumps({**config, "format": FORMAT}, default=str))
-    return folder
+    return gather_shard_states(root, refs, ARTIFACT_DIR, {**config, "format": FORMAT})
 
 
-@dataclass
-class ScoringArtifact:
-    """A model version's scoring artifact, read from a local folder."""
-
-    version: str
-    folder: Path
-    config: dict
-
-    @property
-    def n_shards(self) -> int:
-        return int(self.config["n_shards"])
+class ScoringArtifact(StoredArtifact):
+    """A consumption model version's scoring artifact, read from a local folder."""
 
     @property
     def format(self) -> int:
@@ -83,10 +64,6 @@ class ScoringArtifact:
     def has_specs(self) -> bool:
         """Whether the members' chosen specifications are stored (format 2); else scoring searches them."""
         return self.format >= 2
-
-    @property
-    def trained_through(self) -> date:
-        return date.fromisoformat(self.config["trained_through"])
 
     def params(self, level: str, settings: Settings) -> dict:
         """The training run's Ensemble parameters for ``level``, with this machine's thread count."""
@@ -120,16 +97,7 @@ class ScoringArtifact:
 
 def read_artifact(version: str, folder: Path) -> ScoringArtifact:
     """Read and check an artifact folder; ValueError says what is wrong."""
-    path = Path(folder) / "config.json"
-    if not path.exists():
-        raise ValueError(f"no {ARTIFACT_DIR}/config.json in the artifact of version {version}")
-    config = json.loads(path.read_text())
-    if config.get("format") not in READABLE_FORMATS:
-        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected one of "
-                         f"{READABLE_FORMATS}")
-    missing = {"ensemble", "ensemble_features", "n_shards", "trained_through"} - set(config)
-    if missing:
-        raise ValueError(f"version {version}: artifact config lacks {sorted(missing)}")
+    config = read_artifact_config(version, folder, ARTIFACT_DIR, READABLE_FORMATS, {"ensemble", "ensemble_features"})
     return ScoringArtifact(version=str(version), folder=Path(folder), config=config)
 
 

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from core.settings import Settings
+from pipelines.serving import StoredArtifact, gather_shard_states, read_artifact_config
 from pipelines.growth.sample_paths import METRICS, ErrorBank
 
 ARTIFACT_DIR = "scoring"
@@ -66,36 +65,15 @@ def save_shard_state(out: Path, models: dict, bank: ErrorBank) -> None:
 
 def build_artifact(root: Path, refs: list[dict], config: dict) -> Path:
     """Gather the trained shards' states into ``root/scoring`` with ``config.json``; returns the folder."""
-    folder = root / ARTIFACT_DIR
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for r in refs:
-        src = Path(r["path"]) / "state"
-        if src.exists():
-            shutil.copytree(src, folder / f"shard={r['shard']}")
-    (folder / "config.json").write_text(json.dumps({**config, "format": FORMAT}, default=str))
-    return folder
+    return gather_shard_states(root, refs, ARTIFACT_DIR, {**config, "format": FORMAT})
 
 
-@dataclass
-class GrowthArtifact:
+class GrowthArtifact(StoredArtifact):
     """A growth model version's scoring artifact, read from a local folder."""
-
-    version: str
-    folder: Path
-    config: dict
-
-    @property
-    def n_shards(self) -> int:
-        return int(self.config["n_shards"])
 
     @property
     def members(self) -> list[str]:
         return list(self.config["members"])
-
-    @property
-    def trained_through(self) -> date:
-        return date.fromisoformat(self.config["trained_through"])
 
     def shards_with_state(self) -> list[int]:
         return [k for k in range(self.n_shards) if (self.folder / f"shard={k}" / "state.json").exists()]
@@ -132,16 +110,7 @@ class GrowthArtifact:
 
 def read_artifact(version: str, folder: Path) -> GrowthArtifact:
     """Read and check an artifact folder; ValueError says what is wrong."""
-    path = Path(folder) / "config.json"
-    if not path.exists():
-        raise ValueError(f"no {ARTIFACT_DIR}/config.json in the artifact of version {version}")
-    config = json.loads(path.read_text())
-    if config.get("format") not in READABLE_FORMATS:
-        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected one of "
-                         f"{READABLE_FORMATS}")
-    missing = {"members", "n_shards", "trained_through"} - set(config)
-    if missing:
-        raise ValueError(f"version {version}: artifact config lacks {sorted(missing)}")
+    config = read_artifact_config(version, folder, ARTIFACT_DIR, READABLE_FORMATS, {"members"})
     return GrowthArtifact(version=str(version), folder=Path(folder), config=config)
 
 

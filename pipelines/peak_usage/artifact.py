@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
 from core.settings import Settings
+from pipelines.serving import StoredArtifact, read_artifact_config
 
 ARTIFACT_DIR = "scoring"
 FORMAT = 1
@@ -54,21 +54,10 @@ def build_artifact(root: Path, refs: list[dict], config: dict) -> Path:
 
 
 @dataclass
-class PeakArtifact:
-    """A model version's scoring artifact, read from a local folder."""
+class PeakArtifact(StoredArtifact):
+    """A peak-usage model version's scoring artifact, read from a local folder."""
 
-    version: str
-    folder: Path
-    config: dict
     _tables: dict = field(default_factory=dict, repr=False)
-
-    @property
-    def n_shards(self) -> int:
-        return int(self.config["n_shards"])
-
-    @property
-    def trained_through(self) -> date:
-        return date.fromisoformat(self.config["trained_through"])
 
     def params(self, settings: Settings) -> dict:
         """The training run's PeakForecaster parameters, with this machine's thread count."""
@@ -114,16 +103,10 @@ class PeakArtifact:
 def read_artifact(version: str, folder: Path) -> PeakArtifact:
     """Read and check an artifact folder; ValueError says what is wrong."""
     folder = Path(folder)
-    path = folder / "config.json"
-    if not path.exists():
-        raise ValueError(f"no {ARTIFACT_DIR}/config.json in the artifact of version {version}")
-    config = json.loads(path.read_text())
-    if config.get("format") != FORMAT:
-        raise ValueError(f"version {version}: artifact format {config.get('format')!r}, expected {FORMAT}")
-    missing = {"forecaster", "n_shards", "trained_through"} - set(config)
-    missing |= {f"{t}.parquet" for t in TABLES if not (folder / f"{t}.parquet").exists()}
+    config = read_artifact_config(version, folder, ARTIFACT_DIR, (FORMAT,), {"forecaster"})
+    missing = sorted(f"{t}.parquet" for t in TABLES if not (folder / f"{t}.parquet").exists())
     if missing:
-        raise ValueError(f"version {version}: artifact lacks {sorted(missing)}")
+        raise ValueError(f"version {version}: artifact lacks {missing}")
     return PeakArtifact(version=str(version), folder=folder, config=config)
 
 
