@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 import models.churn.model as churn_model_module
-from core.arms import CHALLENGER_ARM, CHAMPION_ARM, arm_of
+from core.arms import CHALLENGER_ARM, CHAMPION_ARM, workspace_arm
 from core.settings import Settings
 from pipelines.churn.train import MODEL_NAME
 from pipelines.serving import version_by_alias
@@ -162,7 +162,7 @@ def test_ab_challenger_arm_users_carry_the_challenger_version(platform, engine, 
     workspaces = sorted(_published(engine, SCORE)["workspace_id"].unique())
     assert len(workspaces) == 25
     ab = platform.model_copy(update={"ab_challenger_share": 0.3})
-    want = {w: arm_of(w, 0.3, ab.ab_salt) for w in workspaces}
+    want = {w: workspace_arm(w, 0.3, ab.ab_salt) for w in workspaces}  # external ids, hashed on the UUID
     assert set(want.values()) == {CHAMPION_ARM, CHALLENGER_ARM}  # both arms have workspaces
     _no_training(monkeypatch)
     assert run_nightly(SCORE, ab, kinds="churn")[0].status == "success"
