@@ -365,9 +365,19 @@ def serving_version(engine, settings: Settings, model_name: str) -> str | None:
         pending = conn.execute(sa.text(
             "select version from analytics.model_decisions where model_name = :n and decision = 'promote'"
             " and applied_at is null"), {"n": model_name}).scalars().all()
-    newer = [int(v) for v in pending if v.isdigit() and int(v) > current]
+    newer = sorted({int(v) for v in pending if v.isdigit() and int(v) > current}, reverse=True)
     if newer:
-        return str(max(newer))
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        for version in newer:  # the registry is the truth: a decision about a version it lacks is skipped
+            try:
+                client.get_model_version(model_name, str(version))
+                return str(version)
+            except MlflowException:
+                log.warning("%s: a promote decision names v%s, which the registry does not hold; skipped",
+                            model_name, version)
     return str(champ.version) if champ is not None else None
 
 

@@ -156,3 +156,15 @@ def test_scoring_serves_the_newest_pending_promotion_then_publishing_applies_it(
     apply_published(db, settings, model_name="reg", version=better.version)
     assert str(client.get_model_version_by_alias("reg", CHAMPION).version) == better.version
     assert serving_version(db, settings, "reg") == better.version
+
+
+def test_a_promote_decision_about_a_version_the_registry_lacks_is_skipped(registry, db, tmp_path):
+    from pipelines.registry import REGISTRATION, record_decision, serving_version
+
+    settings, client, _ = registry
+    first = _register(db, settings, tmp_path, 0.20, D)
+    apply_published(db, settings, model_name="reg", version=first.version)
+    with db.begin() as conn:  # e.g. written by a run against another MLflow store on the same database
+        record_decision(conn, kind=None, model_name="reg", version="99", source=REGISTRATION, run_date=D,
+                        decision="promote", reason="elsewhere", figures={})
+    assert serving_version(db, settings, "reg") == first.version
