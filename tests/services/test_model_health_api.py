@@ -119,7 +119,12 @@ def test_tolerates_a_missing_ab_table(client, monitored, db):
             conn.execute(sa.text("alter table analytics.ab_comparisons_hidden rename to ab_comparisons"))
 
 
-def test_a_realised_accuracy_alert_records_a_pending_accuracy_retrain(db, monitored):
+def test_a_realised_accuracy_alert_records_a_pending_accuracy_retrain(db, settings, monitored):
+    from pipelines.nightly import monitor_step
+
+    with db.begin() as conn:  # earlier tests of the session may have left a pending request of another reason
+        conn.execute(sa.text("truncate analytics.retrain_runs"))
+    monitor_step(D.isoformat(), settings)
     with db.connect() as conn:
         rows = conn.execute(sa.text("select kind, reason, status, figures from analytics.retrain_runs"
                                     " where status = 'pending'")).mappings().all()
