@@ -10,9 +10,10 @@ champion's last training window (the ``drift_recent_days`` up to its ``trained_t
 * ``top_feature_share``: the share of the workspace's credits spent on its largest feature/service (feature mix).
 
 A retrain is requested (a pending row in ``analytics.retrain_runs``, see ``pipelines.retrain``) when a feature's
-PSI exceeds ``drift_psi_threshold`` (reason ``drift``), when the realised-accuracy alert of the monitor fires
-(``pipelines.monitor.accuracy_alerts``, reason ``accuracy``), or when the champion was trained on data
-``retrain_every_days`` old or more (reason ``schedule``; what the weekly DAG does when Airflow runs it).
+PSI exceeds ``drift_psi_threshold`` (reason ``drift``), or when the champion was trained on data
+``retrain_every_days`` old or more and no retrain has run since (reason ``schedule``, ``retrain_runs.request_if_due``;
+what the weekly DAG does when Airflow runs it). The realised-accuracy alert requests an ``accuracy`` retrain in the
+monitor step, for every kind (``pipelines.nightly.monitor_step``).
 PSI bins adapt to the number of workspaces (25 per bin, 2 to 10 bins), so a small platform's sampling noise
 does not read as drift.
 """
@@ -25,7 +26,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from core.contracts import CREDIT_CONSUMPTION
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -89,20 +89,14 @@ def nightly_drift_check(settings: Settings, engine: Engine, run_date: date, vers
     retrain when one fires and returns the figures (for the run's details)."""
     from pipelines.consumption.artifact import load_artifact
     from pipelines.consumption.kind import KIND, MODEL_NAME
-    from pipelines.monitor import accuracy_alerts
-    from pipelines.retrain_runs import request_retrain
+    from pipelines.retrain_runs import request_if_due, request_retrain
 
     art = load_artifact(settings, MODEL_NAME, version)
     figures: dict = {"checked": True, "champion": version, "trained_through": str(art.trained_through)}
     figures["psi"] = drift_figures(settings, art.trained_through, run_date)
-    figures["accuracy"] = accuracy_alerts(engine, CREDIT_CONSUMPTION, KIND.promised_metric, MODEL_NAME, run_date,
-                                          settings.monitor_window_days, settings.monitor_alert_margin)
-    age = (run_date - art.trained_through).days
-    figures["champion_age_days"] = age
-    reasons = [r for r, fired in (("drift", figures["psi"]["drift"]), ("accuracy", figures["accuracy"]["alert"]),
-                                  ("schedule", age >= settings.retrain_every_days)) if fired]
-    figures["retrain_requested"] = reasons
-    if reasons:
-        figures["retrain_id"] = request_retrain(engine, KIND.name, reasons[0], run_date, {**figures, "reasons": reasons})
-        log.warning("consumption: retrain requested (%s) for champion v%s", ", ".join(reasons), version)
+    if figures["psi"]["drift"]:
+        figures["retrain_id"] = request_retrain(engine, KIND.name, "drift", run_date, dict(figures))
+        log.warning("consumption: retrain requested (drift: %s) for champion v%s", figures["psi"]["drifted"], version)
+    figures["schedule"] = request_if_due(engine, KIND.name, run_date, version, art.trained_through,
+                                         settings.retrain_every_days)
     return figures

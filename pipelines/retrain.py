@@ -32,7 +32,7 @@ from core.settings import Settings, get_settings, limit_threads
 
 log = logging.getLogger(__name__)
 
-from pipelines.retrain_runs import REASONS, pending_retrain, record_inline_retrain, request_retrain  # noqa: F401
+from pipelines.retrain_runs import REASONS, pending_retrain
 
 
 def retrainable_kinds() -> list[str]:

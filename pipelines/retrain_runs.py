@@ -4,12 +4,14 @@ the drift check can record requests without importing the kinds' runner."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 REASONS = ("schedule", "drift", "accuracy", "manual", "no-champion")
+log = logging.getLogger(__name__)
 
 
 def request_retrain(engine: Engine, kind: str, reason: str, requested_for: date, figures: dict) -> int:
@@ -59,3 +61,34 @@ def record_inline_retrain(engine: Engine, kind: str, run_date: date, version: st
             " returning retrain_id"),
             {"kind": kind, "d": run_date, "figures": json.dumps(figures, default=str), "v": version,
              "decision": promotion.get("decision") or ("promote" if promotion.get("promoted") else "keep")}).scalar())
+
+
+def request_if_due(engine: Engine, kind: str, run_date: date, version: str, trained_through: date,
+                   every_days: int) -> dict:
+    """On a scoring night: record a pending ``schedule`` retrain of ``kind`` when the served ``version`` was trained
+    through ``trained_through``, ``every_days`` or more before ``run_date``, and no retrain has trained on more
+    recent data since (a refused retrain is not asked for again every night). Returns the figures."""
+    with engine.connect() as conn:
+        retrained = conn.execute(sa.text(
+            "select max(trained_through) from analytics.retrain_runs where kind = :k and status in"
+            " ('running', 'success') and trained_through <= :d"), {"k": kind, "d": run_date}).scalar()
+    latest = max(trained_through, retrained) if retrained else trained_through
+    age = (run_date - latest).days
+    figures = {"champion": str(version), "trained_through": trained_through.isoformat(),
+               "last_retrained_through": latest.isoformat(), "age_days": age, "every_days": every_days,
+               "retrain_requested": age >= every_days}
+    if figures["retrain_requested"]:
+        figures["retrain_id"] = request_retrain(engine, kind, "schedule", run_date, dict(figures))
+        log.warning("%s: retrain requested (schedule: data %d days old) for v%s", kind, age, version)
+    return figures
+
+
+def record_inline_training(engine: Engine, kind: str, run_date: date, result, refs: list[dict]):
+    """A night that trained inline: record it as a ``no-champion`` retrain (the shards' reasons joined) and note it
+    on the kind's result; returns the result."""
+    note = "; ".join(sorted({r["train_reason"] for r in refs if r.get("train_reason")}))
+    retrain_id = record_inline_retrain(engine, kind, run_date, result.model_version,
+                                       result.details.get("promotion", {}), note,
+                                       round(sum(r.get("seconds", 0) for r in refs), 1))
+    result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id)
+    return result

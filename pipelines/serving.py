@@ -186,3 +186,22 @@ def serving_plan(settings: Settings, engine, model_name: str, as_of: date, load:
         except Exception as exc:  # noqa: BLE001
             plan.note += f"; challenger v{challenger} not usable ({exc}): every workspace on the champion"
     return plan
+
+
+def scored_shards(kind: str, run_date: date, refs: list[dict]) -> bool:
+    """True when the shards of a night scored with stored versions, False when they trained inline; a
+    RuntimeError when they disagree (the served version changed during the run)."""
+    modes = {json.dumps([r.get("mode", "trained"), r.get("versions")], sort_keys=True) for r in refs}
+    if len(modes) > 1:
+        raise RuntimeError(f"{kind} shards of {run_date} disagree on how they scored ({sorted(modes)}): "
+                           "the served version changed during the run; re-run the date")
+    return refs[0].get("mode") == "scored"
+
+
+def workspaces_by_arm(refs: list[dict]) -> dict[str, int]:
+    """The shards' workspaces per A/B arm, summed."""
+    out: dict[str, int] = {}
+    for r in refs:
+        for arm, n in r.get("workspaces_by_arm", {}).items():
+            out[arm] = out.get(arm, 0) + int(n)
+    return out

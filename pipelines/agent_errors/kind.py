@@ -40,10 +40,9 @@ from pipelines.agent_errors.tracking import load_version, log_run
 from pipelines.monitor import SnapshotScope
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult
-from pipelines.serving import tag_trained_through
+from pipelines.serving import scored_shards, tag_trained_through, workspaces_by_arm
 
 METRIC = "oot_pr_auc"
-KIND_NAME = "agent_errors"
 
 
 def _pooled(refs: list[dict]) -> dict[str, float]:
@@ -85,7 +84,7 @@ def _summary(alerts_path: str) -> dict:
 
 
 class AgentErrorKind:
-    name = KIND_NAME
+    name = "agent_errors"
     feature_sets = ("agent_daily",)
     # realised accuracy (pipelines/monitor.py): each agent's daily rate, and alerts against confirmed breaches
     prediction_type = ERROR_RATE
@@ -119,41 +118,30 @@ class AgentErrorKind:
         """Merge shard outputs: scored shards are published as they are (after the retrain-age check); a night
         that trained inline tracks and registers first (``finalize_training``) and records a ``no-champion``
         retrain."""
-        from pipelines.retrain_runs import record_inline_retrain
+        from pipelines.retrain_runs import record_inline_training
 
         refs = [r.details for r in shards if r.status == RunStatus.SUCCESS]
         if not refs:
             reasons = "; ".join(sorted({str(r.details.get("reason")) for r in shards}))
             return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, reason=reasons or "no shard ran")
-        if all(r["mode"] == "scored" for r in refs):
+        if all(r["mode"] == "scored" for r in refs) and scored_shards(self.name, run_date, refs):
             return self._finalize_scored(settings, engine, run_date, refs)
         result = self.finalize_training(settings, engine, run_date, refs)
-        trained = [r for r in refs if r["mode"] == "trained"]
-        note = "; ".join(sorted({r["train_reason"] for r in trained if r.get("train_reason")}))
-        retrain_id = record_inline_retrain(engine, self.name, run_date, result.model_version,
-                                           result.details.get("promotion", {}), note,
-                                           round(sum(r.get("seconds", 0) for r in trained), 1))
-        result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id)
-        return result
+        return record_inline_training(engine, self.name, run_date, result, [r for r in refs if r["mode"] == "trained"])
 
     def _finalize_scored(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
-        versions = {json.dumps(r["versions"], sort_keys=True) for r in refs}
-        if len(versions) > 1:
-            raise RuntimeError(f"agent_errors shards of {run_date} scored with different versions "
-                               f"({sorted(versions)}): the served version changed during the run; re-run the date")
+        from pipelines.retrain_runs import request_if_due
+
         versions = refs[0]["versions"]
-        by_arm: dict[str, int] = {}
-        for r in refs:
-            for arm, n in r.get("workspaces_by_arm", {}).items():
-                by_arm[arm] = by_arm.get(arm, 0) + n
         root = settings.data_dir / "agent_errors" / f"as_of={run_date.isoformat()}"
         paths = _merge(refs, "", versions[CHAMPION_ARM], root)
-        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": by_arm,
+        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": workspaces_by_arm(refs),
                    "modes": {str(r["shard"]): r["mode"] for r in refs},
                    "champion_notes": sorted({r["champion_note"] for r in refs}), "backtests": 0,
                    "scoring_seconds": round(sum(r.get("seconds", 0) for r in refs), 2),
-                   "schedule": _schedule_check(settings, engine, run_date, versions[CHAMPION_ARM],
-                                               date.fromisoformat(refs[0]["trained_through"]))}
+                   "schedule": request_if_due(engine, self.name, run_date, versions[CHAMPION_ARM],
+                                              date.fromisoformat(refs[0]["trained_through"]),
+                                              settings.agent_error_retrain_days)}
         return self._result(paths, versions[CHAMPION_ARM], None, {}, details, refs[0]["champion_note"])
 
     def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
@@ -227,29 +215,6 @@ class AgentErrorKind:
                           counts={"agents": summary["agents"], **{f"alerts_{k}": v for k, v in
                                                                   summary["alert_level"].items()}},
                           details=details)
-
-
-def _schedule_check(settings: Settings, engine: Engine, run_date: date, version: str, trained_through: date) -> dict:
-    """Record a pending ``schedule`` retrain when the served version was trained ``agent_error_retrain_days`` or
-    more before the run date and no retrain has trained on more recent data since (a refused retrain is not
-    asked for again every night); scoring goes on with the served version either way."""
-    import sqlalchemy as sa
-
-    from pipelines.retrain_runs import request_retrain
-
-    with engine.connect() as conn:
-        retrained = conn.execute(sa.text(
-            "select max(trained_through) from analytics.retrain_runs where kind = :k and status in"
-            " ('running', 'success') and trained_through <= :d"), {"k": KIND_NAME, "d": run_date}).scalar()
-    latest = max(trained_through, retrained) if retrained else trained_through
-    age = (run_date - latest).days
-    figures = {"champion": version, "trained_through": trained_through.isoformat(),
-               "last_retrained_through": latest.isoformat(), "age_days": age,
-               "retrain_days": settings.agent_error_retrain_days, "retrain_requested": False}
-    if age >= settings.agent_error_retrain_days:
-        figures["retrain_id"] = request_retrain(engine, KIND_NAME, "schedule", run_date, dict(figures))
-        figures["retrain_requested"] = True
-    return figures
 
 
 def _merge_champion(refs: list[dict], version: str, root: Path) -> dict[str, str]:

@@ -8,13 +8,12 @@ evaluation. With no usable version it trains inline, as a retrain does (``train_
 scores with the new model and records a ``no-champion`` retrain. A retrain (``pae retrain --kinds churn``, the
 retrain DAG) runs ``train_shard`` and ``finalize_training`` only and publishes nothing.
 
-On scoring nights the merge also records a pending retrain (``pipelines.retrain_runs.request_retrain``) when the
-served champion was trained on data ``retrain_every_days`` old or more (``schedule``) or the monitor's realised
-Brier alert fires (``accuracy``).
+On scoring nights the merge also records a pending ``schedule`` retrain when the served champion was trained on
+data ``retrain_every_days`` old or more (``pipelines.retrain_runs.request_if_due``); the monitor step records an
+``accuracy`` retrain when the realised Brier alert fires, as for every kind.
 """
 from __future__ import annotations
 
-import logging
 from datetime import date
 
 import pandas as pd
@@ -27,8 +26,6 @@ from pipelines.churn.realised import CHURN_TARGET, arm_churn_outcomes, realised_
 from pipelines.churn.scoring import score_shard, scoring_plan
 from pipelines.churn.train import MODEL_NAME, score_trained, track_and_register, train_model
 from pipelines.results import KindResult, ShardResult
-
-log = logging.getLogger(__name__)
 
 
 class ChurnKind:
@@ -93,21 +90,22 @@ class ChurnKind:
         return self._finalize_trained(settings, engine, run_date, ref)
 
     def _finalize_scored(self, settings: Settings, engine: Engine, run_date: date, ref: dict) -> KindResult:
+        from pipelines.retrain_runs import request_if_due
+
         versions = ref["versions"]
         through = date.fromisoformat(ref["trained_through"][CHAMPION_ARM])
-        details = {**ref, "retrain_check": _retrain_check(settings, engine, run_date, versions[CHAMPION_ARM], through)}
+        details = {**ref, "retrain_check": request_if_due(engine, self.name, run_date, versions[CHAMPION_ARM], through,
+                                                          settings.retrain_every_days)}
         return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="churn_predictions",
                           frame_path=ref["scores_path"], model_version=versions[CHAMPION_ARM],
                           counts={"scored_users": ref["n_scored"], "training_rows": 0}, details=details)
 
     def _finalize_trained(self, settings: Settings, engine: Engine, run_date: date, ref: dict) -> KindResult:
-        from pipelines.retrain_runs import record_inline_retrain
+        from pipelines.retrain_runs import record_inline_training
 
-        result = self.finalize_training(settings, engine, run_date, [ref])
-        promotion = result.details["promotion"]
-        retrain_id = record_inline_retrain(engine, self.name, run_date, result.model_version, promotion,
-                                           ref.get("train_reason", ""), ref.get("seconds", 0))
-        details = {**ref, **result.details, "mode": "trained inline", "retrain_id": retrain_id,
+        result = record_inline_training(engine, self.name, run_date,
+                                        self.finalize_training(settings, engine, run_date, [ref]), [ref])
+        details = {**ref, **result.details,
                    "versions": {CHAMPION_ARM: result.model_version}, "mlflow_run_id": result.mlflow_run_id,
                    "model_version": result.model_version}
         frame_path = None
@@ -122,27 +120,6 @@ class ChurnKind:
                           mlflow_run_id=result.mlflow_run_id, metrics=result.metrics,
                           counts={"scored_users": ref.get("n_scored", 0), "training_rows": ref.get("n_train", 0)},
                           details=details)
-
-
-def _retrain_check(settings: Settings, engine: Engine, run_date: date, version: str, through: date) -> dict:
-    """On a scoring night: request a retrain when the served champion's data (through ``through``) is
-    ``retrain_every_days`` old or more (``schedule``) or the realised Brier alert over ``monitor_window_days``
-    fires (``accuracy``)."""
-    from pipelines.monitor import classification_alerts
-    from pipelines.retrain_runs import request_retrain
-
-    age = (run_date - through).days
-    alert = classification_alerts(engine, CHURN_30D, CHURN_TARGET, KIND.outcome_alert["promised_metric"], MODEL_NAME,
-                                  run_date, settings.monitor_window_days, settings.monitor_alert_margin,
-                                  KIND.outcome_alert["measure"])
-    reasons = [r for r, fired in (("accuracy", alert["alert"]), ("schedule", age >= settings.retrain_every_days))
-               if fired]
-    figures = {"champion": version, "trained_through": through.isoformat(), "champion_age_days": age,
-               "accuracy": alert, "retrain_requested": reasons}
-    if reasons:
-        figures["retrain_id"] = request_retrain(engine, KIND.name, reasons[0], run_date, {**figures, "reasons": reasons})
-        log.warning("churn: retrain requested (%s) for champion v%s", ", ".join(reasons), version)
-    return figures
 
 
 KIND = ChurnKind()

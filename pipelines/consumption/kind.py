@@ -30,7 +30,7 @@ from pipelines.consumption.forecast import DAILY_METRIC, ensemble_params, foreca
 from pipelines.consumption.tracking import log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult, shard_frames
-from pipelines.serving import tag_trained_through
+from pipelines.serving import scored_shards, tag_trained_through, workspaces_by_arm
 
 MODEL_NAME = "pae-credit-consumption"
 
@@ -64,24 +64,15 @@ class ConsumptionKind:
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         """Merge shard outputs: scored shards are published as they are (after the drift check); trained shards
         are tracked and registered first (``finalize_training``)."""
-        from pipelines.retrain_runs import record_inline_retrain
+        from pipelines.retrain_runs import record_inline_training
 
         refs = [r.details for r in shards if r.n_rows]
         if not refs:
             return KindResult(kind=self.name, status=RunStatus.SKIPPED, reason="no workspace had history to forecast")
-        modes = {json.dumps([r.get("mode", "trained"), r.get("versions")], sort_keys=True) for r in refs}
-        if len(modes) > 1:
-            raise RuntimeError(f"consumption shards of {run_date} disagree on how they forecast ({sorted(modes)}): "
-                               "the served version changed during the run; re-run the date")
-        if refs[0].get("mode") == "scored":
+        if scored_shards(self.name, run_date, refs):
             return self._finalize_scored(settings, engine, run_date, refs)
         result = self.finalize_training(settings, engine, run_date, refs)
-        note = "; ".join(sorted({r["train_reason"] for r in refs if r.get("train_reason")}))
-        retrain_id = record_inline_retrain(engine, self.name, run_date, result.model_version,
-                                           result.details.get("promotion", {}), note,
-                                           round(sum(r.get("seconds", 0) for r in refs), 1))
-        result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id)
-        return result
+        return record_inline_training(engine, self.name, run_date, result, refs)
 
     def _finalize_scored(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
         from pipelines.drift import nightly_drift_check
@@ -92,12 +83,8 @@ class ConsumptionKind:
         frame_path = root / "forecast.parquet"
         frame.to_parquet(frame_path)
         versions = refs[0]["versions"]
-        by_arm: dict[str, int] = {}
-        for r in refs:
-            for arm, n in r.get("workspaces_by_arm", {}).items():
-                by_arm[arm] = by_arm.get(arm, 0) + n
         drift = nightly_drift_check(settings, engine, run_date, versions["champion"])
-        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": by_arm,
+        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": workspaces_by_arm(refs),
                    "unknown_workspaces": sum(r.get("unknown_workspaces", 0) for r in refs),
                    "unknown_feature_series": sum(r.get("unknown_feature_series", 0) for r in refs),
                    "unknown_fallback": "default weights (the mean stored mix) and pooled interval calibration",

@@ -41,7 +41,7 @@ from pipelines.growth.tables import write_records
 from pipelines.growth.tracking import backtest_summary, log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
 from pipelines.results import KindResult, ShardResult, shard_frames
-from pipelines.serving import serving_plan, tag_trained_through
+from pipelines.serving import scored_shards, serving_plan, tag_trained_through, workspaces_by_arm
 
 MODEL_NAME = "pae-growth"
 PROMOTION_METRIC = "holdout_mase_30"
@@ -116,7 +116,7 @@ class GrowthKind:
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         """Merge the shards and record statuses, milestones and goals; trained shards are tracked and registered
         first (``finalize_training``, recorded as a ``no-champion`` retrain); say what to publish."""
-        from pipelines.retrain_runs import record_inline_retrain
+        from pipelines.retrain_runs import record_inline_training
 
         as_of = run_date
         refs = [r.details for r in shards if r.details.get("path")]
@@ -132,27 +132,20 @@ class GrowthKind:
             return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, counts=counts,
                               reason=f"no workspace has enough history and active users to project: {reasons}",
                               details={"statuses": counts})
-        modes = {json.dumps([r.get("mode", "trained"), r.get("versions")], sort_keys=True) for r in projected}
-        if len(modes) > 1:
-            raise RuntimeError(f"growth shards of {run_date} disagree on how they projected ({sorted(modes)}): "
-                               "the served version changed during the run; re-run the date")
+        scored = scored_shards(self.name, as_of, projected)
         milestones = shard_frames(refs, "milestones.parquet")
         goals = shard_frames(refs, "goals.parquet")
-        if projected[0].get("mode") == "scored":
+        if scored:
             return self._finalize_scored(settings, engine, as_of, refs, projected, status, milestones, goals, counts)
         result = self.finalize_training(settings, engine, as_of, projected)
         promoted = result.details["promotion"]["promoted"]
         with engine.begin() as conn:
             written = write_records(conn, as_of, status, milestones if promoted else None,
                                     goals if promoted else None, result.model_version if promoted else None)
-        note = "; ".join(sorted({r["train_reason"] for r in projected if r.get("train_reason")}))
-        retrain_id = record_inline_retrain(engine, self.name, as_of, result.model_version,
-                                           result.details.get("promotion", {}), note,
-                                           round(sum(r.get("seconds", 0) for r in projected), 1))
+        result = record_inline_training(engine, self.name, as_of, result, projected)
         result.counts.update(counts)
         result.counts.update({f"records_{k}": v for k, v in written.items()})
-        result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id,
-                              versions={CHAMPION_ARM: result.model_version},
+        result.details.update(versions={CHAMPION_ARM: result.model_version},
                               workspaces_by_arm={CHAMPION_ARM: counts["projected"]})
         return result
 
@@ -171,11 +164,7 @@ class GrowthKind:
                                          else pd.Series(None, index=part.index, dtype=object)).fillna(champion)
         with engine.begin() as conn:
             written = write_records(conn, as_of, status, milestones, goals, champion)
-        by_arm: dict[str, int] = {}
-        for r in projected:
-            for arm, n in r.get("workspaces_by_arm", {}).items():
-                by_arm[arm] = by_arm.get(arm, 0) + n
-        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": by_arm,
+        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": workspaces_by_arm(projected),
                    "unknown_workspaces": sum(r.get("unknown_workspaces", 0) for r in projected),
                    "unknown_fallback": "default weights (the mean stored mix of the training shard) and that "
                                        "shard's error bank",

@@ -36,7 +36,7 @@ from pipelines.registry import (
     use_experiment,
 )
 from pipelines.results import KindResult, ShardResult, shard_frames
-from pipelines.serving import tag_trained_through
+from pipelines.serving import scored_shards, tag_trained_through, workspaces_by_arm
 
 EXPERIMENT = "peak-usage"
 UNKNOWN_FALLBACK = ("the stored choice of the group of their latest hours (else the overall one), paths from that "
@@ -99,24 +99,16 @@ class PeakUsageKind:
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
         """Merge shard outputs: scored shards are published as they are; trained shards are tracked and registered
         first (``finalize_training``) and recorded as a ``no-champion`` retrain."""
-        from pipelines.retrain_runs import record_inline_retrain
+        from pipelines.retrain_runs import record_inline_training
 
         refs = [r.details for r in shards if r.n_rows]
         if not refs:
             return KindResult(kind=self.name, status=RunStatus.SKIPPED, reason="no workspace had hourly history")
-        modes = {json.dumps([r.get("mode", "trained"), r.get("versions")], sort_keys=True) for r in refs}
-        if len(modes) > 1:
-            raise RuntimeError(f"peak_usage shards of {run_date} disagree on how they forecast ({sorted(modes)}): "
-                               "the served version changed during the run; re-run the date")
-        if refs[0].get("mode") == "scored":
+        if scored_shards(self.name, run_date, refs):
             return self._finalize_scored(settings, run_date, refs)
         result = self.finalize_training(settings, engine, run_date, refs)
-        note = "; ".join(sorted({r["train_reason"] for r in refs if r.get("train_reason")}))
-        retrain_id = record_inline_retrain(engine, self.name, run_date, result.model_version,
-                                           result.details.get("promotion", {}), note,
-                                           round(sum(r.get("seconds", 0) for r in refs), 1))
-        result.details.update(mode="trained inline", train_reason=note, retrain_id=retrain_id,
-                              versions={CHAMPION_ARM: result.model_version},
+        result = record_inline_training(engine, self.name, run_date, result, refs)
+        result.details.update(versions={CHAMPION_ARM: result.model_version},
                               workspaces_by_arm={CHAMPION_ARM: sum(r["n_workspaces"] for r in refs)})
         return result
 
@@ -127,15 +119,13 @@ class PeakUsageKind:
         frame_path = root / "forecast.parquet"
         frame.to_parquet(frame_path)
         versions = refs[0]["versions"]
-        by_arm: dict[str, int] = {}
         unknown: dict[str, int] = {}
         for r in refs:
-            for arm, n in r.get("workspaces_by_arm", {}).items():
-                by_arm[arm] = by_arm.get(arm, 0) + n
             for metric, n in r.get("unknown_workspaces", {}).items():
                 unknown[metric] = unknown.get(metric, 0) + n
         alert_hours = float(sum(r.get("n_alert_hours", 0) for r in refs))
-        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": by_arm, "note": refs[0].get("note"),
+        details = {"mode": "scored", "versions": versions, "workspaces_by_arm": workspaces_by_arm(refs),
+                   "note": refs[0].get("note"),
                    "unknown_workspaces": unknown, "unknown_fallback": UNKNOWN_FALLBACK, "backtests": 0,
                    "scoring_seconds": round(sum(r.get("seconds", 0) for r in refs), 1)}
         return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="predictions", prediction_type=PEAK_USAGE,

@@ -142,8 +142,11 @@ def test_next_night_scores_with_the_stored_version_without_training(platform, en
     assert len(rows) == details["n_scored"]
     assert version_by_alias(platform, MODEL_NAME, "champion") == served  # publishing applied a promote decision
     check = details["retrain_check"]
-    assert check["champion_age_days"] == (SCORE - (RETRAIN if served == retrained else END)).days
-    assert ("schedule" in check["retrain_requested"]) == (check["champion_age_days"] >= platform.retrain_every_days)
+    assert check["trained_through"] == (RETRAIN if served == retrained else END).isoformat()
+    # the age counts from the newest training, the served version's or a later retrain's (refused or not)
+    assert check["last_retrained_through"] == RETRAIN.isoformat()
+    assert check["age_days"] == (SCORE - RETRAIN).days
+    assert check["retrain_requested"] == (check["age_days"] >= platform.retrain_every_days)
 
 
 def test_ab_challenger_arm_users_carry_the_challenger_version(platform, engine, monkeypatch):
