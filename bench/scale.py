@@ -28,7 +28,7 @@ import resource
 import shutil
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
@@ -200,6 +200,277 @@ def nightly_scale(n: int, days: int, kinds: str | None) -> dict:
             "recorded": recorded, "rows": rows, "load_average": os.getloadavg()[0]}
 
 
+class WorkerMemory:
+    """Samples, every ``every`` seconds in a thread, the RSS of each Celery worker's processes (the worker, its
+    pool child, the task supervisor and the task process): per worker, the largest single process and the
+    largest sum over its process tree."""
+
+    def __init__(self, processes: dict, every: float = 0.5):
+        import threading
+
+        self.pids = {name: p.pid for name, p in processes.items() if name.startswith("worker-")}
+        self.every = every
+        self.peak_process = {n: 0.0 for n in self.pids}
+        self.peak_tree = {n: 0.0 for n in self.pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+
+        for name, pid in self.pids.items():
+            try:
+                root = psutil.Process(pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            rss = []
+            for proc in procs:
+                try:
+                    rss.append(proc.memory_info().rss / 2**20)
+                except psutil.NoSuchProcess:
+                    pass
+            if rss:
+                self.peak_process[name] = max(self.peak_process[name], max(rss))
+                self.peak_tree[name] = max(self.peak_tree[name], sum(rss))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._sample()
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _seconds(t: dict) -> float:
+    from datetime import datetime
+
+    if not (t.get("start_date") and t.get("end_date")):
+        return 0.0
+    return (datetime.fromisoformat(t["end_date"]) - datetime.fromisoformat(t["start_date"])).total_seconds()
+
+
+def _task_stage(task_id: str) -> str:
+    """A nightly or retrain task id as its stage: predict_consumption -> consumption shards."""
+    for prefix, suffix in (("predict_", " shards"), ("finalize_", " finalize"), ("plan_", " plan")):
+        if task_id.startswith(prefix):
+            return task_id[len(prefix):] + suffix
+    return task_id
+
+
+def stages(tis: list[dict]) -> dict[str, dict]:
+    """Per stage: task count, summed task seconds, the span from its first start to its last end, and the
+    workers that ran it."""
+    from datetime import datetime
+
+    out: dict[str, dict] = {}
+    for t in tis:
+        if t.get("state") != "success" or not t.get("start_date"):
+            continue
+        g = out.setdefault(_task_stage(t["task_id"]), {"tasks": 0, "task_seconds": 0.0, "start": None, "end": None,
+                                                          "hosts": set()})
+        start, end = datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"])
+        g["tasks"] += 1
+        g["task_seconds"] += _seconds(t)
+        g["start"] = min(filter(None, (g["start"], start)))
+        g["end"] = max(filter(None, (g["end"], end)))
+        g["hosts"].add(t.get("hostname"))
+    first = min((v["start"] for v in out.values()), default=None)
+    return {k: {"tasks": v["tasks"], "task_seconds": round(v["task_seconds"], 1),
+                "span_seconds": round((v["end"] - v["start"]).total_seconds(), 1), "hosts": sorted(v["hosts"]),
+                "start_offset_seconds": round((v["start"] - first).total_seconds(), 1)}
+            for k, v in sorted(out.items(), key=lambda kv: kv[1]["start"])}
+
+
+def _fresh_database(server: str, name: str) -> str:
+    import sqlalchemy as sa
+    from core.db import get_engine
+
+    admin = get_engine(url=server).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        conn.execute(sa.text(f'create database "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+
+def _dag_run(settings, n: int, workers: int, dag_id: str, conf: dict, out: Path) -> dict:
+    """One DAG run on a fresh ``LocalCluster`` of ``workers`` Celery workers (concurrency 1 each): wall from
+    trigger to end, per-stage figures from the task instances, peak memory per worker."""
+    import uuid
+
+    from pipelines.cluster import LocalCluster, free_port
+
+    tag = uuid.uuid4().hex[:8]
+    cluster = LocalCluster(settings, home=out / f"airflow_{dag_id.rsplit('_', 1)[-1]}_{workers}w",
+                           broker_url="redis://127.0.0.1:6379/5", metadata_db=f"pae_bench_airflow_{n}_{tag}",
+                           port=free_port(), workers=workers, queue=f"bench-{tag}")
+    _fresh_database(_server(), cluster.metadata_db)
+    try:
+        with cluster, WorkerMemory(cluster.processes) as memory:
+            t0 = time.perf_counter()
+            run_id = cluster.trigger(dag_id, conf)
+            state = cluster.wait(dag_id, run_id, timeout=4 * 3600)
+            wall = time.perf_counter() - t0
+            tis = cluster.task_instances(dag_id, run_id)
+    finally:
+        _drop_database(cluster.metadata_db)
+    failed = [(t["task_id"], t.get("map_index"), t["state"]) for t in tis if t["state"] not in ("success", "skipped")]
+    return {"dag": dag_id, "workers": workers, "state": state, "wall_seconds": round(wall, 1), "failed": failed,
+            "stages": stages(tis), "task_seconds": round(sum(_seconds(t) for t in tis), 1),
+            "peak_process_mib": {k: round(v) for k, v in memory.peak_process.items()},
+            "peak_tree_mib": {k: round(v) for k, v in memory.peak_tree.items()},
+            "load_average": os.getloadavg()[0]}
+
+
+def _server() -> str:
+    from core.db import database_url
+    from core.settings import Settings
+
+    return database_url(Settings())
+
+
+def _drop_database(name: str) -> None:
+    import sqlalchemy as sa
+    from core.db import get_engine
+
+    admin = get_engine(url=_server()).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+    admin.dispose()
+
+
+def _row_counts(url: str) -> dict[str, int]:
+    import sqlalchemy as sa
+    from core.db import get_engine
+
+    engine = get_engine(url=url)
+    with engine.connect() as conn:
+        rows = {t: conn.execute(sa.text(f"select count(*) from analytics.{t}")).scalar_one() for t in WRITTEN_TABLES
+                if conn.execute(sa.text("select to_regclass(:t)"), {"t": f"analytics.{t}"}).scalar()}
+    engine.dispose()
+    return rows
+
+
+def _print_dag_run(r: dict) -> None:
+    print(f"    {r['dag']} on {r['workers']} worker(s): {r['state']}, {r['wall_seconds']:.0f} s wall, "
+          f"{r['task_seconds']:.0f} task-s; peak RSS per worker: largest process "
+          f"{r['peak_process_mib']} MiB, process tree {r['peak_tree_mib']} MiB; load avg {r['load_average']:.1f}"
+          + (f"; NOT OK: {r['failed']}" if r["failed"] else "")
+          + (f"; modes {sorted(set(r['modes'].values()))}" if r.get("modes") else ""), flush=True)
+    for name, g in r["stages"].items():
+        print(f"      {name:<26} {g['tasks']:>3} task(s) {g['task_seconds']:8.1f} task-s  span {g['span_seconds']:8.1f} s"
+              f"  on {', '.join(map(str, g['hosts']))}", flush=True)
+
+
+def cluster_scale(n: int, days: int, worker_counts: list[int], shards: int) -> dict:
+    """The split pipeline on a real Celery cluster at ``n`` workspaces: the prepared platform (generate, load,
+    extract, features; ``bench/prepare.py``), one retrain DAG run of every kind on the most workers, then the
+    nightly DAG (scoring with those versions) once per worker count, each on a fresh cluster."""
+    from bench.prepare import END as PREPARED_END, prepared_platform, platform_dir
+
+    base, url = prepared_platform(n, days)
+    phases = json.loads((platform_dir(n) / "COMPLETE.json").read_text())["phases"]
+    out = out_dir(f"scale_cluster_{n}")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    import sqlalchemy as sa
+    from core.db import get_engine
+
+    engine = get_engine(url=url)
+    with engine.begin() as conn:  # no models yet: this run trains the versions its nightly runs score with
+        conn.execute(sa.text("truncate analytics.model_decisions, analytics.retrain_runs, analytics.ml_models"))
+    engine.dispose()
+    mlflow_url = _fresh_database(_server(), f"pae_bench_scale_mlflow_{n}")
+    # the platform's staging and offline store (shared storage), outputs and MLflow state of this run's own
+    settings = base.model_copy(update={"database_url": url, "data_dir": out / "pae", "shards": shards,
+                                       "storage_uri": str(base.storage_root), "mlflow_tracking_uri": mlflow_url})
+    from pipelines.registry import configure
+
+    configure(settings).search_experiments()  # MLflow's tables, made once here (workers would race)
+    d = PREPARED_END.isoformat()
+    # the versions are trained through the day before the night they score (a version trained through the
+    # night's own date is not used to score it: the nightly would train inline again); its features first
+    trained = (PREPARED_END - timedelta(days=1)).isoformat()
+    features = in_process(_step, "features_step", trained, settings)
+    print(f"  {n:,} workspaces prepared: " + ", ".join(f"{k} {v['seconds']:.0f} s (peak {v['peak_rss_mib']:,} MiB)"
+                                                     for k, v in phases.items())
+          + f"; features of {trained} for the retrain {features['seconds']:.0f} s", flush=True)
+    runs = []
+    retrain = _dag_run(settings, n, max(worker_counts), "predictive_analytics_retrain",
+                       {"run_date": trained, "reason": "manual", "kinds": "all"}, out)
+    _print_dag_run(retrain)
+    runs.append(retrain)
+    for w in worker_counts:
+        r = _dag_run(settings, n, w, "predictive_analytics_nightly", {"run_date": d}, out)
+        with get_engine(url=url).connect() as conn:  # scored with the retrained versions, or trained inline
+            r["modes"] = dict(conn.execute(sa.text(
+                "select step, details->'details'->>'mode' from analytics.pipeline_runs where logical_date = :d"
+                " and step like 'finalize_%' order by started_at"), {"d": PREPARED_END}).all())
+        _print_dag_run(r)
+        runs.append(r)
+    _drop_database(f"pae_bench_scale_mlflow_{n}")
+    return {"workspaces": n, "users": phases["generate"]["result"]["users"], "platform_phases": phases,
+            "features_for_retrain_seconds": features["seconds"], "runs": runs, "rows": _row_counts(url)}
+
+
+def print_cluster(results: list[dict]) -> None:
+    """Per scale and worker count: nightly wall and stage spans; growth between scales; the serial and the
+    shardable cost per workspace, and what 100,000 workspaces need for a one-hour night."""
+    print("\n| workspaces | users | DAG | workers | wall s | task-s | largest process MiB | largest worker tree MiB |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for res in results:
+        for r in res["runs"]:
+            print(f"| {res['workspaces']:,} | {res['users']:,} | {r['dag'].rsplit('_', 1)[-1]} | {r['workers']} | "
+                  f"{r['wall_seconds']:.0f} | {r['task_seconds']:.0f} | {max(r['peak_process_mib'].values()):,} | "
+                  f"{max(r['peak_tree_mib'].values()):,} |")
+    nightly = {(res["workspaces"], r["workers"]): r for res in results for r in res["runs"]
+               if r["dag"].endswith("nightly")}
+    names = list(dict.fromkeys(s for r in nightly.values() for s in r["stages"]))  # in order of start
+    keys = sorted(nightly)
+    print("\nnightly stages, span in seconds (first start to last end; task-seconds in brackets)")
+    print("| stage | " + " | ".join(f"{n:,} ws, {w}w" for n, w in keys) + " |")
+    print("|---|" + "---:|" * len(keys))
+    for s in names:
+        cells = []
+        for k in keys:
+            g = nightly[k]["stages"].get(s)
+            cells.append(f"{g['span_seconds']:.1f} ({g['task_seconds']:.1f})" if g else "-")
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print("\nrows written: " + "; ".join(f"{res['workspaces']:,} ws: " + ", ".join(
+        f"{t} {c:,}" for t, c in res["rows"].items()) for res in results))
+    print("kinds' modes on the nightly runs: " + "; ".join(f"{n:,} ws, {w}w: {r.get('modes')}"
+                                                           for (n, w), r in sorted(nightly.items())))
+    one = sorted((n, r) for (n, w), r in nightly.items() if w == 1)
+    if len(one) >= 2:
+        (n0, r0), (n1, r1) = one[0], one[-1]
+        print(f"\nnightly on one worker: {r0['wall_seconds']:.0f} s at {n0:,} ws, {r1['wall_seconds']:.0f} s at "
+              f"{n1:,} ws: {r1['wall_seconds'] / r0['wall_seconds']:.2f}x for {n1 / n0:.1f}x workspaces")
+        # mapped over more than one shard: spreads over workers (churn's and agent errors' one shard does not)
+        sharded = [s for s, g in r1["stages"].items() if s.endswith(" shards") and g["tasks"] > 1]
+        par = [sum(r["stages"].get(s, {}).get("task_seconds", 0) for s in sharded) for r in (r0, r1)]
+        ser = [r["task_seconds"] - p for r, p in zip((r0, r1), par)]
+        b_par, b_ser = (par[1] - par[0]) / (n1 - n0), (ser[1] - ser[0]) / (n1 - n0)
+        a_par, a_ser = par[1] - b_par * n1, ser[1] - b_ser * n1
+        big = 100_000
+        par_big, ser_big = a_par + b_par * big, a_ser + b_ser * big
+        print(f"task-seconds per workspace between {n0:,} and {n1:,}: shardable ({', '.join(sharded)}) {b_par:.3f}; "
+              f"the rest, summed (extract, gates, features, plans, one-shard kinds, finalizes, publish, monitor: "
+              f"an upper bound on the serial part) {b_ser:.3f}")
+        print(f"at {big:,} workspaces (linear): shardable {par_big:,.0f} task-s, the rest {ser_big:,.0f} s")
+        if ser_big >= 3600:
+            print(f"  one hour is not reachable by adding workers: the unsharded tasks alone take {ser_big:,.0f} s")
+        else:
+            need = int(-(-par_big // (3600 - ser_big)))
+            print(f"  workers of this size for a one-hour night: ceil({par_big:,.0f} / (3600 - {ser_big:,.0f})) = "
+                  f"{need} (with at least {need} shards per kind)")
+
+
 def _stage_group(stage: str) -> str:
     return stage.split(" shard ")[0] + " shards" if " shard " in stage else stage
 
@@ -250,10 +521,13 @@ def print_nightly(results: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=("load", "nightly"), required=True)
+    ap.add_argument("--part", choices=("load", "nightly", "cluster"), required=True)
     ap.add_argument("--workspaces", type=int, nargs="+", required=True, help="scales, smallest first")
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--kinds", default=None, help="prediction kinds of the nightly run (default: all)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster: Celery worker counts")
+    ap.add_argument("--shards", type=int, default=4, help="cluster: workspace shards per kind (PAE_SHARDS)")
+    ap.add_argument("--report", action="store_true", help="cluster: print the tables of the last run's JSON again")
     args = ap.parse_args()
     if sorted(args.workspaces) != args.workspaces or min(args.workspaces) < 1:
         ap.error("--workspaces: positive scales, smallest first (e.g. 50 150)")
@@ -268,6 +542,15 @@ def main() -> None:
                   f"{r['first_third_s_per_million']:.1f} | {r['last_third_s_per_million']:.1f} | {r['partitions']} |")
         print(f"s per million rows, largest / smallest scale: {res[-1]['s_per_million'] / res[0]['s_per_million']:.2f}"
               f" (1.00 = linear) for {res[-1]['rows'] / res[0]['rows']:.1f}x the rows")
+    elif args.part == "cluster" and args.report:
+        print_cluster(json.loads((out_dir("scale") / "cluster.json").read_text()))
+        return
+    elif args.part == "cluster":
+        res = []
+        for n in args.workspaces:
+            res.append(cluster_scale(n, args.days, args.workers, args.shards))
+            (out_dir("scale") / "cluster.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+        print_cluster(res)
     else:
         res = [nightly_scale(n, args.days, args.kinds) for n in args.workspaces]
         print_nightly(res)

@@ -239,7 +239,8 @@ def add_api_parsers(subparsers: argparse._SubParsersAction) -> None:
 def cmd_cluster(args: argparse.Namespace) -> int:
     from pipelines.cluster import run_cluster
 
-    return run_cluster(get_settings(), port=args.port, workers=args.workers)
+    return run_cluster(get_settings(), port=args.port, workers=args.workers, queue=args.queue,
+                       worker_data_dirs=args.worker_data_dirs, broker_url=args.broker_url)
 
 
 def cmd_peaks(args: argparse.Namespace) -> int:
@@ -335,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cluster", help="start Airflow with the CeleryExecutor on loopback (Ctrl-C stops it)")
     c.add_argument("--port", type=int, default=8080)
     c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--queue", default="default",
+                   help="Celery queue of this cluster's tasks (another cluster on the same Redis needs another one)")
+    c.add_argument("--broker-url", default="redis://127.0.0.1:6379/0")
+    c.add_argument("--worker-data-dirs", action="store_true",
+                   help="each worker its own data_dir under PAE_DATA_DIR, as on separate machines (needs PAE_STORAGE_URI)")
     c.set_defaults(func=cmd_cluster)
 
     w = sub.add_parser("worker", help="run on-demand prediction jobs from the queue (POST .../predictions/generate)")

@@ -9,8 +9,9 @@ the same settings for separate machines.
 
 Facts that matter here: each worker reports its own name through ``hostname_callable``
 (``worker_hostname``: ``PAE_WORKER_NAME``), so task instances show which worker ran them; the components
-share one JWT secret; workers skip their log server (it would bind every interface); the nightly DAG's
-schedule is off (``PAE_NIGHTLY_SCHEDULE=none``) so the scheduler only runs what is triggered.
+share one JWT secret; workers skip their log server (it would bind every interface); the DAGs'
+schedules are off (``PAE_NIGHTLY_SCHEDULE=none``, ``PAE_RETRAIN_SCHEDULE=none``) so the scheduler only runs what
+is triggered (unpausing a DAG with a schedule would also start its latest interval).
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ class LocalCluster:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "PAE_NIGHTLY_SCHEDULE": "none",
+            "PAE_RETRAIN_SCHEDULE": "none",
             "DATABASE_URL": self.settings.database_url or "",
             "PAE_DATA_DIR": str(self.settings.data_dir),
             "PAE_SHARDS": str(self.settings.shards),
@@ -230,10 +232,15 @@ class LocalCluster:
         return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000")["task_instances"]
 
 
-def run_cluster(settings: Settings, port: int = 8080, workers: int = 2) -> int:
+def run_cluster(settings: Settings, port: int = 8080, workers: int = 2, queue: str = "default",
+                worker_data_dirs: bool = False, broker_url: str = "redis://127.0.0.1:6379/0") -> int:
     """``pae cluster``: start the components and keep them up until Ctrl-C, then stop them cleanly."""
+    if worker_data_dirs and not settings.storage_uri:
+        print("error: --worker-data-dirs needs PAE_STORAGE_URI (shared storage): a worker's own disk would hold "
+              "what the next task, on another worker, must read", file=sys.stderr)
+        return 2
     cluster = LocalCluster(settings, home=(settings.data_dir / "airflow-cluster").resolve(), port=port,
-                           workers=workers)
+                           workers=workers, queue=queue, worker_data_dirs=worker_data_dirs, broker_url=broker_url)
     try:
         cluster.start()
     except (ValueError, TimeoutError, RuntimeError) as exc:
