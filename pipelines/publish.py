@@ -81,6 +81,28 @@ def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
         cur.copy_expert(f"copy {table} ({', '.join(frame.columns)}) from stdin with (format csv, null '\\N')", buf)
 
 
+def stage_rows(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame) -> None:
+    """``rows`` in the temp table ``stage_rows`` (dropped at commit), indexed on the staged key and analyzed.
+
+    The index keeps the stale-row delete's anti-join linear whatever the planner believes: with the target
+    table's statistics stale (e.g. a night after the first publish, before autovacuum analyzed it) it chose a
+    nested loop over a sequential scan of the staged rows, quadratic: a re-run's 218,000 hourly peak-usage rows
+    at 300 workspaces did not finish in 10 minutes; indexed, 0.75 s."""
+    staged_key = [c for c in target.key if c in target.stage]
+    columns = ", ".join(f"{c} {t}" for c, t in target.stage.items())
+    conn.execute(sa.text(f"create temp table stage_rows ({columns}) on commit drop"))
+    _copy(conn, "stage_rows", rows[list(target.stage)])
+    conn.execute(sa.text(f"create unique index on stage_rows ({', '.join(staged_key)})"))
+    conn.execute(sa.text("analyze stage_rows"))
+
+
+def stale_rows_delete(target: PublishTarget, scope: str) -> str:
+    """Delete the table's rows in ``scope`` that the staged set no longer has."""
+    same_key = " and ".join(f"s.{c} = t.{c}" for c in target.key if c in target.stage)
+    return (f"delete from {target.table} t where {scope}"
+            f" and not exists (select 1 from stage_rows s where {same_key})")
+
+
 def replace_set(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame, params: dict) -> dict:
     """Replace ``target``'s rows in scope with ``rows`` (columns ``target.stage``), in ``conn``'s transaction."""
     staged_key = [c for c in target.key if c in target.stage]
@@ -94,13 +116,8 @@ def replace_set(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame, 
                              f"{list(target.scenarios)}")
         scope += " and t.scenario = any(cast(:owned_scenarios as text[]))"
         params = {**params, "owned_scenarios": list(target.scenarios)}
-    columns = ", ".join(f"{c} {t}" for c, t in target.stage.items())
-    conn.execute(sa.text(f"create temp table stage_rows ({columns}) on commit drop"))
-    _copy(conn, "stage_rows", rows[list(target.stage)])
-    same_key = " and ".join(f"s.{c} = t.{c}" for c in staged_key)
-    deleted = conn.execute(sa.text(
-        f"delete from {target.table} t where {scope}"
-        f" and not exists (select 1 from stage_rows s where {same_key})"), params).rowcount
+    stage_rows(conn, target, rows)
+    deleted = conn.execute(sa.text(stale_rows_delete(target, scope)), params).rowcount
     insert_cols = [*target.stage, *target.constants]
     select_cols = [*target.stage, *target.constants.values()]
     values = target.values

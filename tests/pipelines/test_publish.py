@@ -143,3 +143,25 @@ def test_nightly_and_on_demand_sets_own_their_scenarios(clean_db):
         with clean_db.begin() as conn:
             publish_predictions(conn, _forecast().assign(scenario=ON_DEMAND_SCENARIO), "credit_consumption", AS_OF)
     assert _scenarios(clean_db) == {"likely": 2 * 2, ON_DEMAND_SCENARIO: 2}
+
+
+def test_stale_row_delete_probes_the_staged_key_even_with_stale_statistics(clean_db):
+    """A re-publish with the table's statistics stale (filled since its last analyze) must not scan the staged
+    rows once per table row: the staged set is indexed on its key (a re-run at 300 workspaces was quadratic)."""
+    from pipelines.publish import PREDICTIONS, prediction_rows, stage_rows, stale_rows_delete
+
+    parts = [_forecast(h=60, dims=[f"d{i}" for i in range(20)]) for _ in range(5)]
+    frame = pd.concat([p.assign(workspace_id=p["workspace_id"] + f"-{w}") for w, p in enumerate(parts)],
+                      ignore_index=True)
+    with clean_db.begin() as conn:
+        conn.execute(sa.text("analyze analytics.predictions"))  # statistics of the empty table, then 24,000 rows
+        publish_predictions(conn, frame, "credit_consumption", AS_OF)
+    with clean_db.begin() as conn:
+        stage_rows(conn, PREDICTIONS, prediction_rows(frame, AS_OF))
+        plan = "\n".join(conn.execute(sa.text("explain " + stale_rows_delete(PREDICTIONS, PREDICTIONS.scope)),
+                                      {"type": "credit_consumption", "as_of": AS_OF}).scalars())
+        conn.rollback()
+    assert "Seq Scan on stage_rows s" not in plan, plan
+    with clean_db.begin() as conn:  # and the re-run changes nothing
+        stats = publish_predictions(conn, frame, "credit_consumption", AS_OF)
+    assert stats["changed"] == 0 and stats["deleted_stale"] == 0
