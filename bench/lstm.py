@@ -91,7 +91,8 @@ def main() -> None:
     from models.forecasting import ETS, Ensemble, GlobalLSTM, Robust, SeasonalNaive, evaluate
     from models.forecasting.evaluation import shared_backtest_windows
     from pipelines.consumption.evaluation import series_metrics
-    from pipelines.consumption.forecast import _with_levels, ensemble_params, lstm_params, shard_of
+    from core.shards import in_shard
+    from pipelines.consumption.forecast import _with_levels, ensemble_params, lstm_params
     from pipelines.features.builders import daily_series
     from pipelines.features.store import load_daily_aggregates
 
@@ -112,7 +113,7 @@ def main() -> None:
             print(f"  shard {shard}: reusing {folder}")
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        part = totals[totals["unique_id"].map(lambda w: shard_of(w, settings.shards) == shard)]
+        part = totals[in_shard(totals["unique_id"], shard, settings.shards)]
         train, actual = part[part["ds"] <= cutoff], part[part["ds"] > cutoff]
         long_enough = train.groupby("unique_id").size().loc[lambda n: n >= settings.forecast_min_history_days].index
         train = train[train["unique_id"].isin(long_enough)]

@@ -15,7 +15,7 @@ triggers it when its drift check or realised-accuracy alert has recorded a pendi
 3. **finish** (one per kind) merges them, tracks the run in MLflow with its scoring artifact, registers the version
    (champion/challenger) and records figures, version and decision on the row.
 
-If a task fails, **record_failure** marks the row failed. Nothing is published here. Tasks pass only dates, shard ids, ids and store paths; the work is in
+If a task fails, **record_failure** marks the rows failed and fails itself, so the DAG run shows failed. Nothing is published here. Tasks pass only dates, shard ids, ids and store paths; the work is in
 `pipelines/retrain.py`.
 """
 from __future__ import annotations
@@ -85,12 +85,15 @@ def predictive_analytics_retrain():
         mine = [r for r in refs if r.get("kind") == run["kind"]]
         return finish_retrain(run["retrain_id"], run["run_date"], mine, kind=run["kind"])
 
-    @task(trigger_rule="one_failed")
-    def record_failure(runs: list[dict]) -> list[dict]:
+    @task(trigger_rule="one_failed", retries=0)
+    def record_failure(runs: list[dict]) -> None:
+        """Mark the rows failed, then fail this task so the DAG run shows failed too (it is the only leaf)."""
         from pipelines.retrain import fail_retrain
 
-        return [fail_retrain(r["retrain_id"], "a train or finish task failed (see the Airflow task logs)")
-                for r in runs]
+        for r in runs:
+            fail_retrain(r["retrain_id"], "a train or finish task failed (see the Airflow task logs)")
+        raise RuntimeError(f"retrain failed for {[r['kind'] for r in runs]}: a train or finish task failed; "
+                           "the rows in analytics.retrain_runs are marked failed")
 
     runs = start()
     parts = train.expand(work=plan(runs))

@@ -2,7 +2,6 @@
 agent history from the feature store's daily tables, and the operators' threshold overrides."""
 from __future__ import annotations
 
-import hashlib
 from datetime import date, timedelta
 
 import numpy as np
@@ -12,17 +11,13 @@ from sqlalchemy.engine import Engine
 
 from core.ids import entity_uuid
 from core.settings import Settings
+from core.shards import in_shard
 from models.error_rates import AgentPanel, AlertPolicy, EngineConfig, ThresholdPolicy, build_panel
 from pipelines.features.builders import AGENT_LOOKBACK_DAYS
 from pipelines.features.store import load_daily_aggregates
 
 MODEL_NAME = "pae-agent-error-rates"
 EXPERIMENT = "agent-error-rates"
-
-
-def shard_of(workspace_id: str, n_shards: int) -> int:
-    """Stable shard of a workspace (md5 of its source id)."""
-    return int(hashlib.md5(workspace_id.encode()).hexdigest()[:8], 16) % n_shards
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -54,9 +49,7 @@ def load_panel(settings: Settings, as_of: date, shard: int, n_shards: int, days:
     store = settings.offline_store_dir
     agg = load_daily_aggregates(store, as_of, only=("agent_feature", "workspace_errors"))
     ad, we = agg.agent_feature, agg.workspace_errors
-    if len(ad):
-        keep = ad["workspace_id"].map(lambda w: shard_of(w, n_shards) == shard)
-        ad = ad[keep.to_numpy(dtype=bool)]
+    ad = ad[in_shard(ad["workspace_id"], shard, n_shards)]
     first = ad[ad["calls"] > 0].groupby(["workspace_id", "agent_id"], observed=True)["day"].min()
     start = as_of - timedelta(days=days - 1)
     window = ad[ad["day"] >= pd.Timestamp(start)]

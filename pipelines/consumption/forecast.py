@@ -17,7 +17,6 @@ Outputs are Parquet files in the shard's folder; ``pipelines.consumption.kind`` 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -29,6 +28,7 @@ import pandas as pd
 
 from core.contracts import CREDITS, CREDITS_CUMULATIVE, TOTAL
 from core.settings import Settings
+from core.shards import in_shard
 from pipelines.consumption.artifact import save_shard_state
 from pipelines.consumption.evaluation import LEVELS, cumulative_holdout, series_metrics
 from pipelines.features.builders import daily_series
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 DAILY_METRIC, CUMULATIVE_METRIC = CREDITS, CREDITS_CUMULATIVE  # predictions.target_metric
 
 
-def shard_of(workspace_id: str, n_shards: int) -> int:
-    return int(hashlib.md5(workspace_id.encode()).hexdigest()[:8], 16) % n_shards
 
 
 def ensemble_params(settings: Settings, level: str = TOTAL) -> dict:
@@ -108,7 +106,7 @@ def load_shard_series(settings: Settings, as_of: date, shard: int, n_shards: int
     agg = load_daily_aggregates(settings.offline_store_dir, as_of,
                                 since=as_of - timedelta(days=settings.forecast_history_days - 1))
     totals = daily_series(agg, as_of)
-    totals = totals[totals["unique_id"].map(lambda w: shard_of(w, n_shards) == shard)]
+    totals = totals[in_shard(totals["unique_id"], shard, n_shards)]
     bottom = daily_series(agg, as_of, by_feature=True)
     bottom = bottom[bottom["unique_id"].str.split("|", n=1).str[0].isin(set(totals["unique_id"]))]
     return totals, bottom

@@ -32,7 +32,8 @@ from core.arms import CHALLENGER_ARM, CHAMPION_ARM, workspace_arm
 from core.db import get_engine
 from core.settings import Settings
 from pipelines.consumption.artifact import ScoringArtifact, load_artifact
-from pipelines.consumption.forecast import forecast_frame, load_shard_series, shard_dir, shard_of
+from core.shards import shard_of
+from pipelines.consumption.forecast import forecast_frame, load_shard_series, shard_dir
 from pipelines.serving import serving_plan
 
 log = logging.getLogger(__name__)

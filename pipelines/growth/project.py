@@ -23,7 +23,6 @@ drawn from the stored error bank. Steps 1 and 4 run the same either way.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -57,9 +56,6 @@ BANK_HORIZON_DAYS = 90  # backtest horizon: the error paths are calibrated this 
 MAX_GOAL_DAYS = 365
 
 
-def shard_of(workspace_id: str, n_shards: int) -> int:
-    """Stable workspace shard (the same hash as the consumption kind)."""
-    return int(hashlib.md5(workspace_id.encode()).hexdigest()[:8], 16) % n_shards
 
 
 def growth_members(settings: Settings) -> list:

@@ -28,6 +28,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from core.settings import Settings
+from core.shards import in_shard, shard_of
 from pipelines.features.sets import WORKSPACE_GROWTH
 from pipelines.features.store import read_offline
 from pipelines.growth.artifact import save_shard_state
@@ -46,7 +47,6 @@ from pipelines.growth.project import (
     long_series,
     project,
     scenario_rows,
-    shard_of,
     user_days_for,
 )
 
@@ -92,7 +92,7 @@ def _inputs(settings: Settings, engine: Engine, as_of: date, shard: int, n_shard
     growth = read_offline(settings.offline_store_dir, WORKSPACE_GROWTH, as_of)
     if growth is None:
         raise RuntimeError(f"feature set {WORKSPACE_GROWTH.key} was not built for {as_of}; run the features step")
-    growth = growth[growth["workspace_id"].map(lambda w: shard_of(w, n_shards) == shard)]
+    growth = growth[in_shard(growth["workspace_id"], shard, n_shards)]
     growth = growth[growth["day"] > pd.Timestamp(as_of) - pd.Timedelta(days=settings.forecast_history_days)]
     status = eligibility(growth, as_of, settings)
     eligible = status.loc[status["status"] == "success", "workspace_id"].tolist()

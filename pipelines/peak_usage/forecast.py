@@ -22,7 +22,6 @@ Outputs are Parquet files in the shard's folder; ``pipelines.peak_usage.kind`` m
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -44,6 +43,7 @@ from core.contracts import (
     WEEK_PEAK_SUFFIX,
 )
 from core.settings import Settings
+from core.shards import in_shard
 from pipelines.features.hourly import hourly_series, load_hourly_aggregates
 from pipelines.features.sets import WORKSPACE_HOURLY
 from pipelines.features.store import read_offline
@@ -51,11 +51,6 @@ from pipelines.peak_usage.evaluation import actual_days, day_metrics, hourly_cov
 
 log = logging.getLogger(__name__)
 WEEK = 168
-
-
-def shard_of(workspace_id: str, n_shards: int) -> int:
-    """The same stable hash as the consumption shards (md5, not ``hash()``)."""
-    return int(hashlib.md5(workspace_id.encode()).hexdigest()[:8], 16) % n_shards
 
 
 def shard_dir(settings: Settings, as_of: date, shard: int) -> Path:
@@ -184,7 +179,7 @@ def load_shard_hours(settings: Settings, as_of: date, shard: int, n_shards: int)
 
     since = as_of - timedelta(days=history_days(settings))
     table = load_hourly_aggregates(settings.offline_store_dir, as_of, since)
-    table = table[table["workspace_id"].map(lambda w: shard_of(w, n_shards) == shard)]
+    table = table[in_shard(table["workspace_id"], shard, n_shards)]
     utc = hourly_series(table, as_of, PEAK_METRICS, since=pd.Timestamp(since))
     if utc.empty:
         return None

@@ -33,13 +33,13 @@ import pandas as pd
 from core.contracts import PEAK_METRICS
 from core.ids import entity_uuid
 from core.settings import Settings
+from core.shards import shard_of
 from pipelines.peak_usage.artifact import MODEL_NAME, PeakArtifact, load_artifact
 from pipelines.peak_usage.forecast import (
     _limits,
     load_shard_hours,
     production_rows,
     shard_dir,
-    shard_of,
     sort_frame,
 )
 from pipelines.serving import ServingPlan, serving_plan

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from pipelines.consumption.evaluation import merge_importance, series_metrics, summarize
-from pipelines.consumption.forecast import model_importance, reconcile, shard_of
+from core.shards import shard_of
+from pipelines.consumption.forecast import model_importance, reconcile
 
 
 def _frames(seed: int = 0):
@@ -47,7 +48,7 @@ def test_shards_are_stable_across_processes_and_cover_all():
     workspaces between shards from one worker to the next."""
     assert [shard_of(f"ws-{i:04d}", 4) for i in range(1, 9)] == [3, 2, 0, 1, 0, 3, 1, 3]
     assert shard_of("acme", 16) == 1
-    code = "from pipelines.consumption.forecast import shard_of; print([shard_of(f'ws-{i:04d}', 4) for i in range(200)])"
+    code = "from core.shards import shard_of; print([shard_of(f'ws-{i:04d}', 4) for i in range(200)])"
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
     assert len(runs) == 1 and set(eval(runs.pop())) == {0, 1, 2, 3}
