@@ -154,6 +154,22 @@ def _localize_values(values: dict[str, Any], settings: Settings, done: dict[str,
     return out
 
 
+def json_ready(ref: dict[str, Any]) -> dict[str, Any]:
+    """``ref`` as Airflow's XCom can carry it: JSON types only, NaN and infinities as None (as a ``ShardResult``'s
+    JSON has them); a retrain shard of agent errors on a platform without incidents returned NaN figures, which the
+    task runner refused ("Out of range float values are not JSON compliant") and the retrain failed."""
+    import json
+
+    from pydantic_core import to_json
+
+    def plain(value: Any) -> Any:  # numpy scalars and arrays
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        raise TypeError(f"not JSON-ready: {type(value).__name__}")
+
+    return json.loads(to_json(ref, inf_nan_mode="null", fallback=plain))
+
+
 def share_ref(ref: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """A shard reference with its ``path`` (and any other entry naming a file or folder under ``data_dir``,
     e.g. churn's ``scores_path``) shared."""

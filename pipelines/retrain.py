@@ -120,10 +120,12 @@ def retrain_shard_step(run_date: str, shard: int, settings: Settings | None = No
 
     settings = settings or get_settings()
     limit_threads(settings.threads)
-    from pipelines.results import share_ref
+    from pipelines.results import json_ready, share_ref
 
-    return share_ref(get_kind(kind).train_shard(settings, get_engine(settings), date.fromisoformat(run_date), shard),
-                     settings)  # with storage_uri set, the path is the shared copy (pipelines.results)
+    ref = get_kind(kind).train_shard(settings, get_engine(settings), date.fromisoformat(run_date), shard)
+    # JSON as XCom carries it, in-process too (the same refs either way); with storage_uri set, the path is the
+    # shared copy (pipelines.results)
+    return share_ref(json_ready(ref), settings)
 
 
 def finish_retrain(retrain_id: int, run_date: str, refs: list[dict], started: float | None = None,

@@ -149,3 +149,17 @@ def test_mlflow_artifacts_on_the_bucket_are_read_by_another_process(s3_env, tmp_
     assert got["folder"].startswith(str(scorer / "scoring_artifacts" / run.info.run_id))
     assert got["files"] == {"meta.json": '{"trained_through": "2026-03-31"}',
                             "weights.json": '{"ETS": 0.6, "Theta": 0.4}'}
+
+
+def test_retrain_refs_are_json_as_xcom_carries_them():
+    import json
+
+    import numpy as np
+
+    from pipelines.results import json_ready
+
+    ref = {"path": "/x", "pr_auc": float("nan"), "n": np.int64(3), "scores": [np.float64(0.5), np.inf],
+           "nested": {"mase": np.float64("nan")}}
+    out = json_ready(ref)
+    assert out == {"path": "/x", "pr_auc": None, "n": 3, "scores": [0.5, None], "nested": {"mase": None}}
+    json.dumps(out, allow_nan=False)  # what the task runner's XCom push requires
