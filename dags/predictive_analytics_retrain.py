@@ -85,14 +85,16 @@ def predictive_analytics_retrain():
         mine = [r for r in refs if r.get("kind") == run["kind"]]
         return finish_retrain(run["retrain_id"], run["run_date"], mine, kind=run["kind"])
 
-    @task(trigger_rule="one_failed", retries=0)
+    @task(trigger_rule="one_failed")
     def record_failure(runs: list[dict]) -> None:
-        """Mark the rows failed, then fail this task so the DAG run shows failed too (it is the only leaf)."""
+        """Mark the rows failed, then fail this task (no retry) so the DAG run shows failed too (the only leaf)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
         from pipelines.retrain import fail_retrain
 
         for r in runs:
             fail_retrain(r["retrain_id"], "a train or finish task failed (see the Airflow task logs)")
-        raise RuntimeError(f"retrain failed for {[r['kind'] for r in runs]}: a train or finish task failed; "
+        raise AirflowFailException(f"retrain failed for {[r['kind'] for r in runs]}: a train or finish task failed; "
                            "the rows in analytics.retrain_runs are marked failed")
 
     runs = start()

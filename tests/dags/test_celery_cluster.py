@@ -24,7 +24,6 @@ from core.db import get_engine, migrate
 from core.storage import storage_root
 from core.settings import Settings
 from pipelines.airflow_env import DAG_ID
-from dags.predictive_analytics_retrain import RETRAIN_DAG_ID
 from pipelines.cluster import LocalCluster, free_port
 from pipelines.ingest.load import load_events
 from pipelines.nightly import extract_step, features_step, run_nightly
@@ -35,6 +34,9 @@ from tests.conftest import S3_BUCKET
 
 pytestmark = pytest.mark.slow
 END = date(2026, 6, 30)
+# not imported from the DAG file: importing airflow at collection, before configure_airflow, would point every
+# later in-process DAG test at an unmigrated default metadata database
+RETRAIN_DAG_ID = "predictive_analytics_retrain"
 TRAINED = END - timedelta(days=1)  # the versions the night of END scores with are trained through the day before
 CHECKSUM = """
 select count(*), md5(string_agg(concat_ws('|', workspace_id, prediction_type, target_metric, dimension, granularity,

@@ -25,9 +25,7 @@ def test_retrain_dag_parses_with_its_shape(tmp_path):
     assert type(dag.get_task("train")).__name__.endswith("MappedOperator")
     assert type(dag.get_task("finish")).__name__.endswith("MappedOperator")  # one finish per kind
     for t in dag.tasks:
-        assert t.owner == "data-platform" and t.execution_timeout is not None
-        # the work is retried; the failure record fails the run at once (a retry would only delay that)
-        assert t.retries == 0 if t.task_id == "record_failure" else t.retries >= 1
+        assert t.owner == "data-platform" and t.retries >= 1 and t.execution_timeout is not None
     assert Settings().retrain_schedule == "0 3 * * 0"  # the DAG's default, kept in step with the setting
 
 
