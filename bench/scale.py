@@ -35,6 +35,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import out_dir, throwaway_database  # noqa: E402
+from bench.prepare import _recreate_database as _fresh_database, _server_url as _server  # noqa: E402
 
 END = date(2026, 11, 24)
 SEED = 7
@@ -287,18 +288,6 @@ def stages(tis: list[dict]) -> dict[str, dict]:
             for k, v in sorted(out.items(), key=lambda kv: kv[1]["start"])}
 
 
-def _fresh_database(server: str, name: str) -> str:
-    import sqlalchemy as sa
-    from core.db import get_engine
-
-    admin = get_engine(url=server).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-        conn.execute(sa.text(f'create database "{name}"'))
-    admin.dispose()
-    return sa.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
-
-
 def _dag_run(settings, n: int, workers: int, dag_id: str, conf: dict, out: Path) -> dict:
     """One DAG run on a fresh ``LocalCluster`` of ``workers`` Celery workers (concurrency 1 each): wall from
     trigger to end, per-stage figures from the task instances, peak memory per worker."""
@@ -326,13 +315,6 @@ def _dag_run(settings, n: int, workers: int, dag_id: str, conf: dict, out: Path)
             "peak_process_mib": {k: round(v) for k, v in memory.peak_process.items()},
             "peak_tree_mib": {k: round(v) for k, v in memory.peak_tree.items()},
             "load_average": os.getloadavg()[0]}
-
-
-def _server() -> str:
-    from core.db import database_url
-    from core.settings import Settings
-
-    return database_url(Settings())
 
 
 def _drop_database(name: str) -> None:
