@@ -1,6 +1,6 @@
 """Benchmark: how loading and the nightly run grow with the number of workspaces (issue 14, "Scale").
 
-Two parts, each at several scales on a throwaway database per scale (DATABASE_URL's server):
+Parts, each at several scales on a throwaway database per scale (DATABASE_URL's server):
 
 * ``load``: the generated platform's files loaded into the month-partitioned ``analytics.usage_events``
   (``sql/019``), one ``load_events`` call (one transaction) per generated file, so the last files land in a
@@ -10,13 +10,18 @@ Two parts, each at several scales on a throwaway database per scale (DATABASE_UR
   process, shards one after the other, i.e. one worker) for the run date: wall time per stage (from
   ``analytics.pipeline_runs`` and measured around the process), peak RSS per step process (the process itself
   and, separately, its largest child: forked forecasting workers, MLflow's helper processes), rows written per
-  table, and the growth of each figure between scales.
+  table, and the growth of each figure between scales;
+* ``features``: the load (as ``load``), extract, then the features stage once per ``--shards`` count, each step
+  in its own process (refresh, every workspace shard, merge): seconds and peak RSS per step, so the memory a
+  worker needs for a features task at each scale;
+* ``cluster``: the retrain and nightly DAGs on a real Celery cluster (see ``cluster_scale``).
 
 Figures are measured on this machine: 2 cores shared with other jobs (the load average is printed beside
 them). Set ``PAE_STORAGE_URI`` (and ``PAE_S3_ENDPOINT_URL``) to stage and store features on an object store.
 
     .venv/bin/python bench/scale.py --part load --workspaces 100 300
     .venv/bin/python bench/scale.py --part nightly --workspaces 50 150 [--kinds consumption,churn]
+    .venv/bin/python bench/scale.py --part features --workspaces 1000 10000 --days 120 --shards 1 8
 """
 from __future__ import annotations
 
@@ -201,6 +206,71 @@ def nightly_scale(n: int, days: int, kinds: str | None) -> dict:
             "recorded": recorded, "rows": rows, "load_average": os.getloadavg()[0]}
 
 
+def features_scale(n: int, days: int, shard_counts: list[int]) -> dict:
+    """Load the generated platform (timed, as ``load``), extract, then the features stage once per shard count,
+    each step in a fresh process as Airflow runs it (refresh, every shard, merge), each count on its own store."""
+    from core.settings import Settings
+
+    folder, gen = generated(n, days)
+    files = sorted(str(p) for p in (folder / "events").glob("part-*.parquet"))
+    d = END.isoformat()
+    base = out_dir(f"scale_features_{n}")
+    shutil.rmtree(base, ignore_errors=True)
+    with throwaway_database("pae_bench_scale") as url:
+        load = in_process(_load_files, url, files, str(folder / "rejects"))
+        per_file = load["result"]
+        rows = sum(p["rows"] for p in per_file)
+        print(f"  {n:>6} ws  load {rows:,} rows in {sum(p['seconds'] for p in per_file):.1f} s"
+              f" ({_per_million(per_file):.1f} s/M rows)  peak {load['peak_rss_mib']:.0f} MiB", flush=True)
+        first = Settings(database_url=url, data_dir=base / f"shards_{shard_counts[0]}", shards=shard_counts[0])
+        extracted = in_process(_step, "extract_step", d, first)
+        print(f"  {n:>6} ws  extract {extracted['seconds']:.1f} s  peak {extracted['peak_rss_mib']:.0f} MiB", flush=True)
+        runs = []
+        for k in shard_counts:
+            settings = Settings(database_url=url, data_dir=base / f"shards_{k}", shards=k)
+            if settings.staging_dir != first.staging_dir:
+                shutil.copytree(first.staging_dir, settings.staging_dir)
+            refresh = in_process(_step, "refresh_features_step", d, settings)
+            shards = [in_process(_step, "features_shard_step", d, i, refresh["result"], settings) for i in range(k)]
+            merge = in_process(_step, "merge_features_step", d, refresh["result"], [s["result"] for s in shards],
+                               settings)
+            run = {"shards": k, "refresh_s": refresh["seconds"], "refresh_mib": refresh["peak_rss_mib"],
+                   "shard_s": [s["seconds"] for s in shards], "shard_mib": [s["peak_rss_mib"] for s in shards],
+                   "merge_s": merge["seconds"], "merge_mib": merge["peak_rss_mib"], "rows": merge["result"]["rows"]}
+            run["total_s"] = run["refresh_s"] + sum(run["shard_s"]) + run["merge_s"]
+            runs.append(run)
+            print(f"  {n:>6} ws  {k} shard(s): refresh {run['refresh_s']:.1f} s ({run['refresh_mib']:.0f} MiB), "
+                  f"shards {sum(run['shard_s']):.1f} s (largest {max(run['shard_s']):.1f} s, "
+                  f"{max(run['shard_mib']):.0f} MiB), merge {run['merge_s']:.1f} s ({run['merge_mib']:.0f} MiB)",
+                  flush=True)
+    shutil.rmtree(base, ignore_errors=True)
+    return {"workspaces": n, "users": gen.get("users"), "rows": rows, "load_seconds": sum(p["seconds"] for p in per_file),
+            "s_per_million": _per_million(per_file), "load_peak_mib": load["peak_rss_mib"],
+            "extract_seconds": extracted["seconds"], "runs": runs, "load_average": os.getloadavg()[0]}
+
+
+def print_features(results: list[dict]) -> None:
+    print("\n| workspaces | users | event rows | load s | s per M rows | shards | refresh s (MiB) | shards: sum s, "
+          "largest s (largest MiB) | merge s (MiB) | features total s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        for x in r["runs"]:
+            print(f"| {r['workspaces']:,} | {r['users']:,} | {r['rows']:,} | {r['load_seconds']:.1f} | "
+                  f"{r['s_per_million']:.1f} | {x['shards']} | {x['refresh_s']:.1f} ({x['refresh_mib']:,.0f}) | "
+                  f"{sum(x['shard_s']):.1f}, {max(x['shard_s']):.1f} ({max(x['shard_mib']):,.0f}) | "
+                  f"{x['merge_s']:.1f} ({x['merge_mib']:,.0f}) | {x['total_s']:.1f} |")
+    a, b = results[0], results[-1]
+    if len(results) > 1:
+        print(f"load, s per million rows: {b['s_per_million'] / a['s_per_million']:.2f}x at {b['workspaces']:,} "
+              f"workspaces vs {a['workspaces']:,} ({b['rows'] / a['rows']:.1f}x the rows; 1.00 = linear)")
+        for i, x in enumerate(b["runs"]):
+            y = a["runs"][i]
+            print(f"features with {x['shards']} shard(s): {x['total_s'] / y['total_s']:.2f}x the task-seconds for "
+                  f"{b['workspaces'] / a['workspaces']:.1f}x workspaces; largest task process "
+                  f"{max(x['refresh_mib'], x['merge_mib'], *x['shard_mib']):,.0f} MiB at {b['workspaces']:,}")
+    print("load average at the end of each scale: " + ", ".join(f"{r['load_average']:.1f}" for r in results))
+
+
 class WorkerMemory:
     """Samples, every ``every`` seconds in a thread, the RSS of each Celery worker's processes (the worker, its
     pool child, the task supervisor and the task process): per worker, the largest single process and the
@@ -258,6 +328,8 @@ def _seconds(t: dict) -> float:
 
 def _task_stage(task_id: str) -> str:
     """A nightly or retrain task id as its stage: predict_consumption -> consumption shards."""
+    if task_id == "build_features":
+        return "features shards"
     for prefix, suffix in (("predict_", " shards"), ("finalize_", " finalize"), ("plan_", " plan")):
         if task_id.startswith(prefix):
             return task_id[len(prefix):] + suffix
@@ -503,12 +575,13 @@ def print_nightly(results: list[dict]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=("load", "nightly", "cluster"), required=True)
+    ap.add_argument("--part", choices=("load", "nightly", "cluster", "features"), required=True)
     ap.add_argument("--workspaces", type=int, nargs="+", required=True, help="scales, smallest first")
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--kinds", default=None, help="prediction kinds of the nightly run (default: all)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster: Celery worker counts")
-    ap.add_argument("--shards", type=int, default=4, help="cluster: workspace shards per kind (PAE_SHARDS)")
+    ap.add_argument("--shards", type=int, nargs="+", default=[4],
+                    help="cluster: workspace shards per kind (PAE_SHARDS); features: each count to compare, e.g. 1 8")
     ap.add_argument("--report", action="store_true", help="cluster: print the tables of the last run's JSON again")
     args = ap.parse_args()
     if sorted(args.workspaces) != args.workspaces or min(args.workspaces) < 1:
@@ -530,9 +603,12 @@ def main() -> None:
     elif args.part == "cluster":
         res = []
         for n in args.workspaces:
-            res.append(cluster_scale(n, args.days, args.workers, args.shards))
+            res.append(cluster_scale(n, args.days, args.workers, args.shards[0]))
             (out_dir("scale") / "cluster.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
         print_cluster(res)
+    elif args.part == "features":
+        res = [features_scale(n, args.days, args.shards) for n in args.workspaces]
+        print_features(res)
     else:
         res = [nightly_scale(n, args.days, args.kinds) for n in args.workspaces]
         print_nightly(res)

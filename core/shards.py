@@ -17,3 +17,16 @@ def in_shard(workspace_ids: Iterable, shard: int, n_shards: int) -> np.ndarray:
     empty frame gives an object Series, which pandas takes as a list of column names, not as a mask)."""
     ids = list(workspace_ids)
     return np.fromiter((shard_of(str(w), n_shards) == shard for w in ids), dtype=bool, count=len(ids))
+
+
+def shard_rows(table, shard: int, n_shards: int, column: str = "workspace_id"):
+    """The rows of an Arrow table whose ``column`` (a workspace id) falls in ``shard`` (hashing each distinct id
+    once, not each row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if n_shards == 1:
+        return table
+    ids = pc.unique(table.column(column)).to_pylist()
+    keep = [w for w, inside in zip(ids, in_shard(ids, shard, n_shards)) if inside and w is not None]
+    return table.filter(pc.is_in(table.column(column), value_set=pa.array(keep, type=table.schema.field(column).type)))

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Iterator, Union
+from typing import TYPE_CHECKING, Callable, Iterator, Union
 
 if TYPE_CHECKING:  # pyarrow is imported when a file is read or written: settings import this module, DAG files
     import pyarrow as pa  # parse without pyarrow
@@ -173,6 +173,53 @@ def write_parquet(table: pa.Table, target: StoragePath, compression: str = "zstd
     os.replace(tmp, target)
 
 
+def concat_parquet(sources: list[StoragePath], target: StoragePath, compression: str = "zstd",
+                   transform: Callable | None = None, drop: tuple[str, ...] = ()) -> int:
+    """Stream Parquet files into one at ``target``, one source in memory at a time, atomically like
+    ``write_parquet``; returns the rows written. Schemas are unified (a column that is all null in one source takes
+    the others' type; a column a source lacks is null there); the pandas metadata is the first non-empty source's.
+    ``transform`` maps each source's Arrow table before it is written; ``drop``: columns it removes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def footer(path: StoragePath):
+        if isinstance(path, RemotePath):
+            with path.arrow_fs.open_input_file(path.key) as f:
+                meta = pq.ParquetFile(f).metadata
+        else:
+            meta = pq.ParquetFile(path).metadata
+        return meta.schema.to_arrow_schema(), meta.num_rows
+
+    footers = [footer(s) for s in sources]
+    if not footers:
+        raise ValueError(f"nothing to concatenate into {target}")
+    schema = pa.unify_schemas([f[0] for f in footers], promote_options="permissive")
+    schema = pa.schema([f for f in schema if f.name not in drop]).with_metadata(
+        next((f[0] for f in footers if f[1]), footers[0][0]).metadata)
+    if isinstance(target, RemotePath):
+        sink, tmp = target.arrow_fs.open_output_stream(target.key), None
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        sink = str(tmp)
+    rows = 0
+    try:
+        with pq.ParquetWriter(sink, schema, compression=compression) as writer:
+            for src in sources:
+                t = read_parquet(src)
+                t = transform(t) if transform is not None else t
+                cols = [t.column(n).cast(schema.field(n).type) if n in t.column_names
+                        else pa.nulls(t.num_rows, schema.field(n).type) for n in schema.names]
+                writer.write_table(pa.Table.from_arrays(cols, schema=schema))
+                rows += t.num_rows
+    finally:
+        if tmp is None:
+            sink.close()
+    if tmp is not None:
+        os.replace(tmp, target)
+    return rows
+
+
 def file_mtimes(root: StoragePath, pattern: str) -> dict[StoragePath, int]:
     """Files under ``root`` matching ``pattern`` with their modification times (ns), in one listing when
     remote (a HEAD per file would cost a round trip each)."""
@@ -213,7 +260,8 @@ def _files(src: StoragePath) -> list[tuple[str, str]]:
     return [(str(p), p.relative_to(src).as_posix()) for p in sorted(src.rglob("*")) if p.is_file()]
 
 
-def _remove(target: StoragePath) -> None:
+def remove_tree(target: StoragePath) -> None:
+    """Delete a file, or a folder (every key under it) with what it holds; nothing if it is not there."""
     if isinstance(target, RemotePath):
         keys = [key for key, _ in _files(target)]  # the key itself or the keys under "key/", never a sibling
         if keys:
@@ -232,7 +280,7 @@ def copy_tree(src: StoragePath, dst: StoragePath) -> int:
     if isinstance(src, RemotePath) and isinstance(dst, RemotePath):
         raise ValueError(f"copying between object stores is not supported ({src} -> {dst})")
     files = _files(src)
-    _remove(dst)
+    remove_tree(dst)
     if not files:  # an empty (or missing) folder: nothing left at dst either
         return 0
     targets = [f"{dst.key}/{rel}" if rel else dst.key for _, rel in files] if isinstance(dst, RemotePath) \

@@ -6,7 +6,9 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 
 1. **extract** source events into date partitions (backfills on the first run, re-reads late days);
 2. **validate_raw**: Great Expectations gate on the staged events;
-3. **build_features**: daily aggregates and feature sets as of `D` (offline + online store);
+3. **refresh_features** rebuilds the stale months of the daily and hourly aggregates; **build_features** is mapped
+   over workspace shards (`PAE_SHARDS`), each building every feature set for its workspaces (offline parts,
+   its database rows); **merge_features** merges the parts into the offline store as of `D`;
 4. **validate_features**: gate on the feature sets;
 5. for each prediction kind (`pipelines/kinds.py`: consumption, churn, ...): **plan_<kind>** lists its shards,
    **predict_<kind>** is mapped over them (train, backtest, predict), **finalize_<kind>** merges them,
@@ -90,10 +92,28 @@ def predictive_analytics_nightly():
             raise AirflowFailException(str(exc)) from exc
 
     @task
-    def build_features(run_date: str, validated: dict) -> dict:
-        from pipelines.nightly import features_step
+    def refresh_features(run_date: str, validated: dict) -> dict:
+        from pipelines.nightly import refresh_features_step
 
-        return features_step(run_date)
+        return refresh_features_step(run_date)
+
+    @task
+    def plan_features(refreshed: dict) -> list[int]:
+        from pipelines.nightly import feature_shards_step
+
+        return feature_shards_step(refreshed)
+
+    @task(execution_timeout=timedelta(minutes=60))
+    def build_features(shard: int, run_date: str, refreshed: dict) -> dict:
+        from pipelines.nightly import features_shard_step
+
+        return features_shard_step(run_date, shard, refreshed)
+
+    @task
+    def merge_features(run_date: str, refreshed: dict, parts: list[dict]) -> dict:
+        from pipelines.nightly import merge_features_step
+
+        return merge_features_step(run_date, refreshed, list(parts[:]))
 
     @task
     def validate_features(run_date: str, features: dict) -> list[str]:
@@ -175,7 +195,9 @@ def predictive_analytics_nightly():
 
     run_date = resolve_date()
     extracted = extract(run_date)
-    features = build_features(run_date, validate_raw(run_date, extracted))
+    refreshed = refresh_features(run_date, validate_raw(run_date, extracted))
+    feature_parts = build_features.partial(run_date=run_date, refreshed=refreshed).expand(shard=plan_features(refreshed))
+    features = merge_features(run_date, refreshed, feature_parts)
     selected = validate_features(run_date, features)
     results = []
     for kind in kind_names():

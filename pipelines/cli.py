@@ -96,7 +96,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     s = build_feature_store(_engine(), settings.staging_dir, settings.offline_store_dir, args.date,
-                            holiday_country=settings.holiday_country)
+                            holiday_country=settings.holiday_country, n_shards=settings.shards)
     print(json.dumps(s.as_dict(), indent=2))
     return 0
 

@@ -71,13 +71,61 @@ def validate_raw_step(run_date: str, settings: Settings | None = None) -> dict:
 
 
 def features_step(run_date: str, settings: Settings | None = None) -> dict:
-    from pipelines.features.store import build_feature_store
+    """The whole features stage in one process (``pae run``, ``pae features``): refresh, every workspace shard one
+    after the other (one shard's aggregates in memory at a time), merge."""
+    settings = settings or get_settings()
+    refreshed = refresh_features_step(run_date, settings)
+    parts = [features_shard_step(run_date, k, refreshed, settings) for k in feature_shards_step(refreshed)]
+    return merge_features_step(run_date, refreshed, parts, settings)
+
+
+def refresh_features_step(run_date: str, settings: Settings | None = None) -> dict:
+    """Rebuild the stale months of the daily and hourly aggregates from the staged events; the result names the
+    days whose metrics the shards replace and how many workspace shards build the feature sets (``shards``)."""
+    from pipelines.features.store import refresh_aggregates
+
+    settings, engine = _ctx(settings)
+    d = date.fromisoformat(run_date)
+    with recorded_step(engine, "features_refresh", d) as rec:
+        out = refresh_aggregates(settings.staging_dir, settings.offline_store_dir, d)
+        rec.row_counts = {"refreshed_days": len(out["refreshed_days"]), "hourly_days_refreshed": out["hourly_days_refreshed"]}
+    return {**out, "shards": settings.shards}
+
+
+def feature_shards_step(refreshed: dict) -> list[int]:
+    """The workspace shards the features stage is mapped over."""
+    return list(range(int(refreshed["shards"])))
+
+
+def features_shard_step(run_date: str, shard: int, refreshed: dict, settings: Settings | None = None) -> dict:
+    """Every feature set of one workspace shard: offline parts and this shard's database rows (one transaction)."""
+    from pipelines.features.store import build_feature_shard
+
+    settings, engine = _ctx(settings)
+    d = date.fromisoformat(run_date)
+    n = int(refreshed["shards"])
+    with recorded_step(engine, f"features_{shard}", d) as rec:
+        rows = build_feature_shard(engine, settings.offline_store_dir, d,
+                                   [date.fromisoformat(x) for x in refreshed["refreshed_days"]], shard, n,
+                                   holiday_country=settings.holiday_country,
+                                   growth_mau_window_days=settings.growth_mau_window_days)
+        rec.row_counts = rows
+    return {"shard": shard, "rows": rows}
+
+
+def merge_features_step(run_date: str, refreshed: dict, parts: list[dict], settings: Settings | None = None) -> dict:
+    """Merge the shards' offline parts into each feature set's file as of ``run_date`` and build the platform-wide
+    ``agent_daily``; records the ``features`` step with the summed row counts."""
+    from pipelines.features.store import FeatureSummary, merge_feature_shards, sum_rows
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
     with recorded_step(engine, "features", d) as rec:
-        s = build_feature_store(engine, settings.staging_dir, settings.offline_store_dir, d,
-                                holiday_country=settings.holiday_country)
+        n = int(refreshed["shards"])
+        paths, platform_rows = merge_feature_shards(engine, settings.offline_store_dir, d, n)
+        s = FeatureSummary(as_of=d, refreshed_days=len(refreshed["refreshed_days"]), shards=n, offline_paths=paths,
+                           rows={"hourly_days_refreshed": refreshed["hourly_days_refreshed"],
+                                 **sum_rows([*(p["rows"] for p in parts), platform_rows])})
         rec.row_counts = s.rows
         rec.details = s.as_dict()
     return s.as_dict()

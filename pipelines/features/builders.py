@@ -248,12 +248,20 @@ def _user_rhythm(ud: pd.DataFrame, keys: list[str], window: int) -> tuple[pd.Dat
     return out.fillna({"gap_std": 0.0, "gap_max": 0.0}), ws_gap
 
 
+# MBG/NBD inputs per user (repeat active days, last-minus-first, observed days; NaN when not seen in the window):
+# a workspace shard keeps them so P(alive) can be refitted on every shard's users together.
+P_ALIVE_INPUTS = ("p_alive_x", "p_alive_t_x", "p_alive_T")
+
+
 def build_user_features(agg: DailyAggregates, as_of: date,
-                        active_within_days: int | None = USER_LOOKBACK_DAYS) -> pd.DataFrame:
+                        active_within_days: int | None = USER_LOOKBACK_DAYS,
+                        with_p_alive_inputs: bool = False) -> pd.DataFrame:
     """``user_behaviour`` features, one row per (workspace, user) active in ``active_within_days`` to ``as_of``.
 
     Rhythm columns (gaps between active days, usual gap, silence ratio, P(alive)) use the
     :data:`USER_LOOKBACK_DAYS` days to ``as_of``; see :mod:`models.churn.rhythm` for their definitions.
+    P(alive) is pooled over the users given; ``with_p_alive_inputs`` adds the :data:`P_ALIVE_INPUTS` columns, for
+    :func:`refit_p_alive` over a larger pool.
     """
     from models.churn.rhythm import DEFAULT_GAP_DAYS, MBGNBD, usual_gap
 
@@ -261,7 +269,7 @@ def build_user_features(agg: DailyAggregates, as_of: date,
     uf = _until(agg.user_feature, as_of)
     keys = ["workspace_id", "user_id"]
     if uf.empty:
-        return pd.DataFrame(columns=[*keys, *USER_BEHAVIOUR.columns])
+        return pd.DataFrame(columns=[*keys, *USER_BEHAVIOUR.columns, *(P_ALIVE_INPUTS if with_p_alive_inputs else ())])
     uf = uf.assign(days_ago=(T - uf["day"]).dt.days.astype("int64"))
     span = uf.groupby(keys, sort=True)["days_ago"].agg(["max", "min"])
     if active_within_days is not None:
@@ -341,7 +349,34 @@ def build_user_features(agg: DailyAggregates, as_of: date,
     if seen.any():
         p_alive[seen] = MBGNBD.fit(x, t_x, T).p_alive(x, t_x, T)
     out["p_alive"] = p_alive
-    return _finish(out, USER_BEHAVIOUR.dtypes, keys)
+    finished = _finish(out, USER_BEHAVIOUR.dtypes, keys)
+    if with_p_alive_inputs:
+        for col, values in zip(P_ALIVE_INPUTS, (x, t_x, T)):
+            full = np.full(len(out), np.nan)
+            full[seen] = values
+            finished[col] = full
+    return finished
+
+
+def fit_p_alive(inputs: pd.DataFrame):
+    """The MBG/NBD model pooled over users' :data:`P_ALIVE_INPUTS` (rows sorted by workspace and user, the order
+    :func:`build_user_features` fits in); ``None`` when no user was seen in the window."""
+    from models.churn.rhythm import MBGNBD
+
+    seen = inputs[inputs[P_ALIVE_INPUTS[0]].notna()].sort_values(["workspace_id", "user_id"])
+    if seen.empty:
+        return None
+    return MBGNBD.fit(*(seen[c].to_numpy() for c in P_ALIVE_INPUTS))
+
+
+def refit_p_alive(frame: pd.DataFrame, model) -> pd.DataFrame:
+    """``frame`` (``user_behaviour`` with :data:`P_ALIVE_INPUTS`) with ``p_alive`` from ``model`` and the inputs
+    dropped; users not seen in the window keep 0."""
+    seen = frame[P_ALIVE_INPUTS[0]].notna().to_numpy()
+    p_alive = np.zeros(len(frame))
+    if seen.any() and model is not None:
+        p_alive[seen] = model.p_alive(*(frame.loc[seen, c].to_numpy() for c in P_ALIVE_INPUTS))
+    return frame.drop(columns=list(P_ALIVE_INPUTS)).assign(p_alive=p_alive)
 
 
 AGENT_LOOKBACK_DAYS = 90  # agents with calls within this many days of T are featurised (and scored)

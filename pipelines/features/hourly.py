@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.shards import shard_rows
 from core.storage import StoragePath, is_remote, modified_ns, newer, read_parquet, write_parquet
 from pipelines.features.sets import WORKSPACE_HOURLY
 
@@ -82,13 +83,18 @@ def refresh_hourly_aggregates(staging_dir: StoragePath, store_dir: StoragePath, 
     return rebuilt
 
 
-def load_hourly_aggregates(store_dir: StoragePath, until: date, since: date) -> pd.DataFrame:
-    """Hourly rows of UTC days ``since..until`` from the store, cast to :data:`HOURLY_SCHEMA`."""
+def load_hourly_aggregates(store_dir: StoragePath, until: date, since: date,
+                           shard: tuple[int, int] | None = None) -> pd.DataFrame:
+    """Hourly rows of UTC days ``since..until`` from the store, cast to :data:`HOURLY_SCHEMA` (``shard``: ``(k, n)``,
+    only the workspaces of shard ``k`` of ``n``)."""
     files = [hourly_path(store_dir, m) for m in pd.period_range(since, until, freq="M").strftime("%Y-%m")]
     files = [f for f in files if f.exists()]
     if not files:
         return HOURLY_SCHEMA.empty_table().to_pandas()
-    df = pa.concat_tables([read_parquet(f).select(HOURLY_SCHEMA.names).cast(HOURLY_SCHEMA) for f in files]).to_pandas()
+    # one month's full table in memory at a time
+    tables = [shard_rows(read_parquet(f).select(HOURLY_SCHEMA.names).cast(HOURLY_SCHEMA), *(shard or (0, 1)))
+              for f in files]
+    df = pa.concat_tables(tables).to_pandas()
     lo, hi = pd.Timestamp(since), pd.Timestamp(until) + pd.Timedelta(days=1)
     return df[(df["hour"] >= lo) & (df["hour"] < hi)].reset_index(drop=True)
 

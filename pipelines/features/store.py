@@ -4,7 +4,8 @@ Layout under ``store_dir``:
 - ``daily/<table>/month=YYYY-MM/part-0.parquet``: daily aggregates of one month of staged days (rebuilt
   when one of its staged partitions is newer), tables as in ``pipelines.features.DailyAggregates``;
 - ``<feature_set>/v<version>/as_of=YYYY-MM-DD/part-0.parquet``: a feature set as of a date (offline store,
-  for training: one file per snapshot).
+  for training: one file per snapshot). Workspace shards build it in parts
+  (``_shards/<feature_set>/v<version>/as_of=.../part-<k>-of-<n>.parquet``), merged into the one file and removed.
 The online copy, ``analytics.ml_features``, keeps the latest as-of row per entity, set and version.
 ``store_dir`` (and ``staging_dir``) is a local folder or an object-store location (``core.storage``, e.g.
 ``s3://bucket/prefix/offline_store``), as the ``storage_uri`` setting says.
@@ -24,14 +25,28 @@ from sqlalchemy.engine import Engine
 
 from core.contracts import TOTAL
 from core.ids import entity_uuid
-from core.storage import StoragePath, file_mtimes, is_remote, modified_ns, newer, read_parquet, write_parquet
+from core.shards import shard_rows
+from core.storage import (
+    StoragePath,
+    concat_parquet,
+    file_mtimes,
+    is_remote,
+    modified_ns,
+    newer,
+    read_parquet,
+    remove_tree,
+    write_parquet,
+)
 from pipelines.features.builders import (
+    P_ALIVE_INPUTS,
     DailyAggregates,
     build_agent_features,
     build_growth_features,
     build_user_features,
     build_workspace_features,
     daily_aggregates,
+    fit_p_alive,
+    refit_p_alive,
 )
 from pipelines.features.sets import (
     AGENT_DAILY,
@@ -114,22 +129,30 @@ def stale_months(staging_dir: StoragePath, store_dir: StoragePath) -> dict[str, 
     return out
 
 
+def _daily_keys(name: str) -> list[str]:
+    return [c for c in DAILY_SCHEMAS[name].names if c in ("workspace_id", "user_id", "agent_id", "day", "feature")]
+
+
 def refresh_daily_aggregates(staging_dir: StoragePath, store_dir: StoragePath) -> list[date]:
-    """(Re)build the monthly daily-aggregate partitions of stale months; returns the days rebuilt."""
+    """(Re)build the monthly daily-aggregate partitions of stale months; returns the days rebuilt.
+
+    Each staged day is aggregated on its own (staged days are UTC days, and every daily table is keyed by day), so
+    memory holds one day of events, not a month."""
     rebuilt: list[date] = []
     for month, days in sorted(stale_months(staging_dir, store_dir).items()):
-        events = pa.concat_tables([read_staged(staging_dir, d) for d in days]).to_pandas()
-        tables = daily_aggregates(events).tables()
+        per_day = [daily_aggregates(read_staged(staging_dir, d).to_pandas()).tables() for d in days]
         for name in DAILY_TABLES:  # the last table's file marks the month as built
-            _atomic_write(daily_table(name, tables[name]), daily_path(store_dir, name, month))
+            frame = pd.concat([t[name] for t in per_day], ignore_index=True)
+            frame = frame.sort_values(_daily_keys(name), kind="stable", ignore_index=True)
+            _atomic_write(daily_table(name, frame), daily_path(store_dir, name, month))
         rebuilt.extend(days)
     return rebuilt
 
 
 def load_daily_aggregates(store_dir: StoragePath, until: date, since: date | None = None,
-                          only: tuple[str, ...] | None = None) -> DailyAggregates:
+                          only: tuple[str, ...] | None = None, shard: tuple[int, int] | None = None) -> DailyAggregates:
     """The daily aggregates of days ``since..until`` from the store (``only``: just these tables, the
-    others empty)."""
+    others empty; ``shard``: ``(k, n)``, only the workspaces of shard ``k`` of ``n``, filtered file by file)."""
     lo = pd.Timestamp(since) if since else None
     tables = {}
     for name in DAILY_TABLES:
@@ -138,7 +161,9 @@ def load_daily_aggregates(store_dir: StoragePath, until: date, since: date | Non
         if not keep:
             tables[name] = getattr(daily_aggregates(EVENT_SCHEMA.empty_table().to_pandas()), name)
             continue
-        df = pa.concat_tables([read_daily(f, name) for f in keep]).to_pandas()
+        parts = [read_daily(f, name) for f in keep] if shard is None else [
+            shard_rows(read_daily(f, name), *shard) for f in keep]
+        df = pa.concat_tables(parts).to_pandas()
         mask = df["day"] <= pd.Timestamp(until)
         if lo is not None:
             mask &= df["day"] >= lo
@@ -148,6 +173,11 @@ def load_daily_aggregates(store_dir: StoragePath, until: date, since: date | Non
 
 def offline_path(store_dir: StoragePath, fs: FeatureSet, as_of: date) -> StoragePath:
     return store_dir / fs.name / f"v{fs.version}" / f"as_of={as_of.isoformat()}" / "part-0.parquet"
+
+
+def shard_part_path(store_dir: StoragePath, fs: FeatureSet, as_of: date, shard: int, n_shards: int) -> StoragePath:
+    return (store_dir / "_shards" / fs.name / f"v{fs.version}" / f"as_of={as_of.isoformat()}"
+            / f"part-{shard}-of-{n_shards}.parquet")
 
 
 def write_offline(store_dir: StoragePath, fs: FeatureSet, as_of: date, frame: pd.DataFrame) -> StoragePath:
@@ -207,8 +237,17 @@ def publish_online(conn: sa.Connection, fs: FeatureSet, as_of: date, frame: pd.D
     return n
 
 
-def replace_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[date]) -> int:
-    """Swap ``analytics.workspace_daily_metrics`` rows of ``days`` for the freshly aggregated ones."""
+def _workspace_clause(workspace_ids: list[str] | None) -> tuple[str, dict]:
+    """A ``delete`` restriction to the rows of these workspaces (external ids), or none (``None``: every workspace)."""
+    if workspace_ids is None:
+        return "", {}
+    return " and workspace_id = any(:ws)", {"ws": [entity_uuid("workspace", w) for w in workspace_ids]}
+
+
+def replace_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[date],
+                          workspace_ids: list[str] | None = None) -> int:
+    """Swap ``analytics.workspace_daily_metrics`` rows of ``days`` for the freshly aggregated ones (``workspace_ids``:
+    only the rows of these workspaces, e.g. one shard's)."""
     if not days:
         return 0
     day_set = pd.to_datetime(pd.Series(days))
@@ -227,10 +266,9 @@ def replace_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[
             "active_users": rows["active_users"].astype("int64"),
         }
     )
-    conn.execute(
-        sa.text("delete from analytics.workspace_daily_metrics where metric_date = any(:days)"),
-        {"days": list(days)},
-    )
+    where, params = _workspace_clause(workspace_ids)
+    conn.execute(sa.text(f"delete from analytics.workspace_daily_metrics where metric_date = any(:days){where}"),
+                 {"days": list(days), **params})
     buf = io.StringIO()
     out.to_csv(buf, index=False, header=False)
     buf.seek(0)
@@ -243,7 +281,8 @@ def replace_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[
     return len(out)
 
 
-def replace_growth_metrics(conn: sa.Connection, growth: pd.DataFrame, days: list[date], as_of: date) -> int:
+def replace_growth_metrics(conn: sa.Connection, growth: pd.DataFrame, days: list[date], as_of: date,
+                           workspace_ids: list[str] | None = None) -> int:
     """Swap ``analytics.workspace_growth_metrics`` rows from the first refreshed day through ``as_of`` for the
     ``workspace_growth`` rows (a late event changes WAU/MAU for a window of days after it, all within that range)."""
     if not days:
@@ -252,8 +291,9 @@ def replace_growth_metrics(conn: sa.Connection, growth: pd.DataFrame, days: list
     rows = growth[(growth["day"] >= pd.Timestamp(since)) & (growth["day"] <= pd.Timestamp(as_of))]
     ids = {w: str(entity_uuid("workspace", w)) for w in rows["workspace_id"].unique()}
     out = rows.assign(workspace_id=rows["workspace_id"].map(ids), day=rows["day"].dt.strftime("%Y-%m-%d"))
-    conn.execute(sa.text("delete from analytics.workspace_growth_metrics where metric_date between :a and :b"),
-                 {"a": since, "b": as_of})
+    where, params = _workspace_clause(workspace_ids)
+    conn.execute(sa.text(f"delete from analytics.workspace_growth_metrics where metric_date between :a and :b{where}"),
+                 {"a": since, "b": as_of, **params})
     buf = io.StringIO()
     out[["workspace_id", "day", *WORKSPACE_GROWTH.columns]].to_csv(buf, index=False, header=False)
     buf.seek(0)
@@ -263,7 +303,8 @@ def replace_growth_metrics(conn: sa.Connection, growth: pd.DataFrame, days: list
     return len(out)
 
 
-def replace_agent_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[date]) -> int:
+def replace_agent_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days: list[date],
+                                workspace_ids: list[str] | None = None) -> int:
     """Swap ``analytics.agent_daily_metrics`` rows of ``days`` for the freshly aggregated ones (agents' daily calls,
     failures and credits: the history the error-rate API serves)."""
     if not days:
@@ -275,7 +316,9 @@ def replace_agent_daily_metrics(conn: sa.Connection, agg: DailyAggregates, days:
     out = pd.DataFrame({"workspace_id": ad["workspace_id"].map(ws), "agent_id": ad["agent_id"].map(ag),
                         "metric_date": ad["day"].dt.strftime("%Y-%m-%d"), "calls": ad["calls"].astype("int64"),
                         "errors": ad["errors"].astype("int64"), "credits": ad["credits"].astype(float)})
-    conn.execute(sa.text("delete from analytics.agent_daily_metrics where metric_date = any(:days)"), {"days": list(days)})
+    where, params = _workspace_clause(workspace_ids)
+    conn.execute(sa.text(f"delete from analytics.agent_daily_metrics where metric_date = any(:days){where}"),
+                 {"days": list(days), **params})
     buf = io.StringIO()
     out.to_csv(buf, index=False, header=False)
     buf.seek(0)
@@ -291,25 +334,21 @@ class FeatureSummary:
     refreshed_days: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     offline_paths: dict[str, str] = field(default_factory=dict)
+    shards: int = 1
 
     def as_dict(self) -> dict:
         return {"as_of": self.as_of.isoformat(), "refreshed_days": self.refreshed_days, "rows": self.rows,
-                "offline_paths": self.offline_paths}
+                "offline_paths": self.offline_paths, "shards": self.shards}
 
 
-def _hourly_features(engine: Engine, staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
-                     summary: FeatureSummary) -> pd.DataFrame:
-    """Refresh the hourly aggregates (``pipelines.features.hourly``) and build ``workspace_hourly`` as of
-    ``as_of``; time zones declared with ``pae capacity set --time-zone`` win over inferred ones."""
-    from pipelines.features.hourly import (
-        HOURLY_DAYS,
-        build_hourly_features,
-        load_hourly_aggregates,
-        refresh_hourly_aggregates,
-    )
+def _hourly_features(engine: Engine, store_dir: StoragePath, as_of: date,
+                     shard: tuple[int, int] | None = None) -> pd.DataFrame:
+    """``workspace_hourly`` as of ``as_of`` from the stored hourly aggregates (``pipelines.features.hourly``; of one
+    shard's workspaces with ``shard``); time zones declared with ``pae capacity set --time-zone`` win over inferred
+    ones."""
+    from pipelines.features.hourly import HOURLY_DAYS, build_hourly_features, load_hourly_aggregates
 
-    summary.rows["hourly_days_refreshed"] = len(refresh_hourly_aggregates(staging_dir, store_dir, as_of))
-    table = load_hourly_aggregates(store_dir, as_of, as_of - timedelta(days=HOURLY_DAYS))
+    table = load_hourly_aggregates(store_dir, as_of, as_of - timedelta(days=HOURLY_DAYS), shard=shard)
     with engine.connect() as conn:
         declared = dict(conn.execute(sa.text(
             "select e.external_id, z.time_zone from analytics.workspace_time_zones z"
@@ -318,6 +357,11 @@ def _hourly_features(engine: Engine, staging_dir: StoragePath, store_dir: Storag
 
 
 DAILY_FEATURE_SETS: tuple[FeatureSet, ...] = (WORKSPACE_DAILY, USER_BEHAVIOUR, AGENT_DAILY, WORKSPACE_GROWTH)
+# Built per workspace shard: each row depends on its own workspace's history only. ``agent_daily`` compares every
+# agent with the platform (baselines, platform-wide elevated shares), so it is built once, over all agents, at merge.
+SHARDED_FEATURE_SETS: tuple[FeatureSet, ...] = (WORKSPACE_DAILY, USER_BEHAVIOUR, WORKSPACE_GROWTH, WORKSPACE_HOURLY)
+PLATFORM_FEATURE_SETS: tuple[FeatureSet, ...] = (AGENT_DAILY,)
+BUILT_FEATURE_SETS: tuple[FeatureSet, ...] = (*SHARDED_FEATURE_SETS, *PLATFORM_FEATURE_SETS)
 
 
 def build_daily_feature_set(name: str, agg: DailyAggregates, as_of: date, holiday_country: str,
@@ -334,34 +378,120 @@ def build_daily_feature_set(name: str, agg: DailyAggregates, as_of: date, holida
     raise ValueError(f"feature set {name!r} has no builder here; valid feature sets: {list(FEATURE_SETS)}")
 
 
-def build_feature_store(engine: Engine, staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
-                        holiday_country: str = "US", growth_mau_window_days: int | None = None) -> FeatureSummary:
-    """Refresh daily aggregates, compute every feature set as of ``as_of``, write offline and online stores.
+def refresh_aggregates(staging_dir: StoragePath, store_dir: StoragePath, as_of: date) -> dict:
+    """Rebuild the stale months of the daily and hourly aggregates; returns the daily days rebuilt up to ``as_of``
+    (ISO dates: the days whose database metrics the feature shards replace) and the hourly days rebuilt."""
+    from pipelines.features.hourly import refresh_hourly_aggregates
 
-    The database writes (daily metrics of refreshed days, online features) are one transaction.
-    ``growth_mau_window_days``: the MAU window of ``workspace_growth`` (default: the setting
-    ``PAE_GROWTH_MAU_WINDOW_DAYS``).
-    """
+    refreshed = [d for d in refresh_daily_aggregates(staging_dir, store_dir) if d <= as_of]
+    hourly = refresh_hourly_aggregates(staging_dir, store_dir, as_of)
+    return {"refreshed_days": [d.isoformat() for d in refreshed], "hourly_days_refreshed": len(hourly)}
+
+
+def build_feature_shard(engine: Engine, store_dir: StoragePath, as_of: date, refreshed: list[date], shard: int,
+                        n_shards: int, holiday_country: str = "US", growth_mau_window_days: int | None = None
+                        ) -> dict[str, int]:
+    """The ``SHARDED_FEATURE_SETS`` as of ``as_of`` for the workspaces of shard ``shard`` of ``n_shards`` (their rows
+    depend on their own workspace only, so the shards' rows are the whole store's): offline parts
+    (``shard_part_path``, merged by ``merge_feature_shards``) and, in one transaction, this shard's database rows:
+    daily, agent and growth metrics of the ``refreshed`` days, and the online features. Returns rows per table."""
     if growth_mau_window_days is None:
         from core.settings import get_settings
 
         growth_mau_window_days = get_settings().growth_mau_window_days
-    summary = FeatureSummary(as_of=as_of)
-    refreshed = [d for d in refresh_daily_aggregates(staging_dir, store_dir) if d <= as_of]
-    summary.refreshed_days = len(refreshed)
-    agg = load_daily_aggregates(store_dir, as_of)
+    part = (shard, n_shards)
+    agg = load_daily_aggregates(store_dir, as_of, shard=part)
     frames = {fs: build_daily_feature_set(fs.name, agg, as_of, holiday_country, growth_mau_window_days)
-              for fs in DAILY_FEATURE_SETS}
-    frames[WORKSPACE_HOURLY] = _hourly_features(engine, staging_dir, store_dir, as_of, summary)
+              for fs in SHARDED_FEATURE_SETS if fs in DAILY_FEATURE_SETS and fs is not USER_BEHAVIOUR}
+    # P(alive) is pooled over every user: the merge refits it and publishes this set online
+    frames[USER_BEHAVIOUR] = build_user_features(agg, as_of, with_p_alive_inputs=True)
+    frames[WORKSPACE_HOURLY] = _hourly_features(engine, store_dir, as_of, part)
     for fs, frame in frames.items():
-        summary.offline_paths[fs.name] = str(write_offline(store_dir, fs, as_of, frame))
+        write_parquet(pa.Table.from_pandas(frame, preserve_index=False), shard_part_path(store_dir, fs, as_of, *part))
+    # one shard replaces its own workspaces' rows; the only shard replaces every row of those days
+    workspaces = None if n_shards == 1 else sorted(set().union(*(t["workspace_id"].unique()
+                                                                 for t in agg.tables().values())))
+    rows: dict[str, int] = {}
     with engine.begin() as conn:
-        summary.rows["workspace_daily_metrics"] = replace_daily_metrics(conn, agg, refreshed)
-        summary.rows["agent_daily_metrics"] = replace_agent_daily_metrics(conn, agg, refreshed)
-        summary.rows["workspace_growth_metrics"] = replace_growth_metrics(conn, frames[WORKSPACE_GROWTH], refreshed,
-                                                                          as_of)
+        rows["workspace_daily_metrics"] = replace_daily_metrics(conn, agg, refreshed, workspaces)
+        rows["agent_daily_metrics"] = replace_agent_daily_metrics(conn, agg, refreshed, workspaces)
+        rows["workspace_growth_metrics"] = replace_growth_metrics(conn, frames[WORKSPACE_GROWTH], refreshed, as_of,
+                                                                  workspaces)
         for fs, frame in frames.items():
+            if fs is USER_BEHAVIOUR:
+                continue
             latest = frame[frame["day"] == pd.Timestamp(as_of)] if fs.grain == "day" else frame
-            summary.rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, latest)
+            rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, latest)
+    log.info("features as of %s, shard %d/%d: %s", as_of, shard + 1, n_shards, rows)
+    return rows
+
+
+def merge_feature_shards(engine: Engine, store_dir: StoragePath, as_of: date, n_shards: int) -> tuple[dict, dict]:
+    """Merge the shards' parts of each sharded feature set into its offline file and remove the parts; build the
+    ``PLATFORM_FEATURE_SETS`` over every workspace; refit ``user_behaviour``'s P(alive) on every shard's users
+    (read part by part: the MBG/NBD pool is the platform's, as in one build). The online rows of those two sets are
+    one transaction. A missing part (a shard that did not run) is an error naming it, before anything is written.
+    Returns (paths, rows)."""
+    missing = [f"{fs.name} shard {k}" for fs in SHARDED_FEATURE_SETS for k in range(n_shards)
+               if not shard_part_path(store_dir, fs, as_of, k, n_shards).exists()]
+    if missing:
+        raise RuntimeError(f"feature parts missing for {as_of} ({n_shards} shards): {', '.join(missing)};"
+                           " run every features shard first")
+    paths: dict[str, str] = {}
+    for fs in SHARDED_FEATURE_SETS:
+        if fs is not USER_BEHAVIOUR:
+            target = offline_path(store_dir, fs, as_of)
+            concat_parquet([shard_part_path(store_dir, fs, as_of, k, n_shards) for k in range(n_shards)], target)
+            paths[fs.name] = str(target)
+    user_parts = [shard_part_path(store_dir, USER_BEHAVIOUR, as_of, k, n_shards) for k in range(n_shards)]
+    inputs = [read_parquet(p, columns=["workspace_id", "user_id", *P_ALIVE_INPUTS]) for p in user_parts]
+    model = fit_p_alive(pa.concat_tables([t for t in inputs if t.num_rows] or inputs[:1],
+                                         promote_options="permissive").to_pandas())
+    agents = load_daily_aggregates(store_dir, as_of, only=("agent_feature", "workspace_errors"))
+    rows = {f"ml_features:{USER_BEHAVIOUR.name}": 0}
+    with engine.begin() as conn:
+        def users(table: pa.Table) -> pa.Table:
+            frame = refit_p_alive(table.to_pandas(), model)
+            rows[f"ml_features:{USER_BEHAVIOUR.name}"] += publish_online(conn, USER_BEHAVIOUR, as_of, frame)
+            return pa.Table.from_pandas(frame, preserve_index=False)
+
+        target = offline_path(store_dir, USER_BEHAVIOUR, as_of)
+        concat_parquet(user_parts, target, transform=users, drop=P_ALIVE_INPUTS)
+        paths[USER_BEHAVIOUR.name] = str(target)
+        for fs in PLATFORM_FEATURE_SETS:
+            frame = build_daily_feature_set(fs.name, agents, as_of, "US", 0)  # agent_daily takes neither
+            paths[fs.name] = str(write_offline(store_dir, fs, as_of, frame))
+            rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, frame)
+    for fs in SHARDED_FEATURE_SETS:
+        remove_tree(shard_part_path(store_dir, fs, as_of, 0, n_shards).parent)
+    return paths, rows
+
+
+def sum_rows(parts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in parts:
+        for k, v in p.items():
+            out[k] = out.get(k, 0) + int(v)
+    return out
+
+
+def build_feature_store(engine: Engine, staging_dir: StoragePath, store_dir: StoragePath, as_of: date,
+                        holiday_country: str = "US", growth_mau_window_days: int | None = None,
+                        n_shards: int = 1) -> FeatureSummary:
+    """Refresh the aggregates, compute every feature set as of ``as_of`` shard by shard (``n_shards`` workspace
+    shards, one in memory at a time), write the offline and online stores.
+
+    Each shard's database writes (daily metrics of refreshed days, online features) are one transaction.
+    ``growth_mau_window_days``: the MAU window of ``workspace_growth`` (default: the setting
+    ``PAE_GROWTH_MAU_WINDOW_DAYS``).
+    """
+    refreshed = refresh_aggregates(staging_dir, store_dir, as_of)
+    days = [date.fromisoformat(d) for d in refreshed["refreshed_days"]]
+    shards = [build_feature_shard(engine, store_dir, as_of, days, k, n_shards, holiday_country, growth_mau_window_days)
+              for k in range(n_shards)]
+    paths, platform_rows = merge_feature_shards(engine, store_dir, as_of, n_shards)
+    summary = FeatureSummary(as_of=as_of, refreshed_days=len(days), shards=n_shards, offline_paths=paths,
+                             rows={"hourly_days_refreshed": refreshed["hourly_days_refreshed"],
+                                   **sum_rows([*shards, platform_rows])})
     log.info("features as of %s: %s", as_of, summary.rows)
     return summary

@@ -41,8 +41,12 @@ def test_task_structure(dagbag):
     dag = dagbag.get_dag(DAG_ID)
     down = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
     assert down["extract"] == ["validate_raw"]
-    assert down["validate_raw"] == ["build_features"]
-    assert down["build_features"] == ["validate_features"]
+    assert down["validate_raw"] == ["refresh_features"]
+    # refresh -> plan -> mapped build over workspace shards -> merge; build and merge also take the refresh result
+    assert down["refresh_features"] == ["build_features", "merge_features", "plan_features"]
+    assert down["plan_features"] == ["build_features"] and down["build_features"] == ["merge_features"]
+    assert type(dag.get_task("build_features")).__name__.endswith("MappedOperator")
+    assert down["merge_features"] == ["validate_features"]
     kinds = sorted(kind_names())  # every kind in pipelines/kinds.py gets its chain
     assert {"consumption", "churn", "growth", "agent_errors"} <= set(kinds)
     assert down["validate_features"] == sorted([f"{s}_{k}" for k in kinds for s in ("plan", "predict", "finalize")])

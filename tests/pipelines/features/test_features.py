@@ -139,3 +139,47 @@ def test_feature_store_end_to_end_is_idempotent(clean_db, tmp_path):
     assert sum(r.feature_set == "workspace_growth" for r in snap1[0]) == 3  # the as-of day's row per workspace
     totals = pd.DataFrame(snap1[1]).query("dimension == 'total'")
     assert np.isclose(totals["credits"].sum(), make_events(3, 90)["credits"].sum())
+
+
+def _stores(engine) -> dict[str, list]:
+    with engine.connect() as conn:
+        return {t: conn.execute(sa.text(f"select * from analytics.{t} order by 1, 2, 3")).all()
+                for t in ("workspace_daily_metrics", "agent_daily_metrics", "workspace_growth_metrics")} | {
+            "ml_features": conn.execute(sa.text("select entity_type, entity_id, feature_set, features, as_of_date"
+                                                " from analytics.ml_features order by 1, 2, 3")).all()}
+
+
+def test_workspace_shards_build_the_same_store(clean_db, tmp_path):
+    """Five workspace shards (one of them without workspaces) give the rows one build gives: every offline feature
+    set, daily/agent/growth metrics and online features; the parts are merged and removed; the daily aggregates,
+    built day by day, equal one aggregation of all events."""
+    from core.shards import shard_of
+    from pipelines.features.builders import daily_aggregates
+    from pipelines.features.store import BUILT_FEATURE_SETS, _daily_keys, load_daily_aggregates, merge_feature_shards
+
+    events = make_events(4, 75, seed=3)
+    events.to_csv(tmp_path / "e.csv", index=False)
+    load_events(clean_db, tmp_path / "e.csv", tmp_path, now=NOW)
+    staging = tmp_path / "staging"
+    extract(clean_db, END, staging)
+    assert len({shard_of(w, 5) for w in events["workspace_id"].unique()}) < 5  # an empty shard is covered
+    whole = build_feature_store(clean_db, staging, tmp_path / "one", END)
+    one = _stores(clean_db)
+    sharded = build_feature_store(clean_db, staging, tmp_path / "five", END, n_shards=5)
+    assert _stores(clean_db) == one
+    assert sharded.rows == whole.rows and sharded.shards == 5
+    for fs in BUILT_FEATURE_SETS:
+        keys = [c for c in ("workspace_id", "user_id", "agent_id", "day") if c in read_offline(tmp_path / "one", fs, END)]
+        a = read_offline(tmp_path / "one", fs, END).sort_values(keys, ignore_index=True)
+        b = read_offline(tmp_path / "five", fs, END).sort_values(keys, ignore_index=True)
+        pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=fs.name)
+    assert not (tmp_path / "five" / "_shards").exists() or not any((tmp_path / "five" / "_shards").rglob("*.parquet"))
+    with pytest.raises(RuntimeError, match="feature parts missing .* workspace_daily shard 0"):
+        merge_feature_shards(clean_db, tmp_path / "five", END, 5)  # the parts are gone: nothing to merge, an explicit error
+    stored = load_daily_aggregates(tmp_path / "one", END)
+    direct = daily_aggregates(read_staged_events(staging, END))
+    for name, frame in direct.tables().items():
+        keys = _daily_keys(name)
+        got = getattr(stored, name).sort_values(keys, ignore_index=True)
+        pd.testing.assert_frame_equal(got, frame[got.columns].sort_values(keys, ignore_index=True),
+                                      check_dtype=False, obj=name)
