@@ -44,13 +44,18 @@ class ChurnKind:
         return arm_churn_outcomes(settings, engine, run_date)
 
     def shards(self, settings: Settings) -> list[int]:
-        return [0]
+        return list(range(settings.shards))
 
     def run_shard(self, settings: Settings, engine: Engine, run_date: date, shard: int) -> ShardResult:
-        """Score with the stored versions by arm; with none usable, train inline and score with the new model."""
+        """Score one workspace shard with the stored versions by arm. With none usable, shard 0 trains inline (the
+        training set pools every user) and scores every user with the new model; the other shards skip."""
         plan = scoring_plan(settings, engine, run_date)
         if not plan.train_inline:
-            ref = score_shard(settings, run_date, plan)
+            ref = score_shard(settings, run_date, plan, shard, settings.shards)
+        elif shard != 0:
+            reason = f"no stored churn version to score with ({plan.note}): shard 0 trains inline and scores every user"
+            return ShardResult(kind=self.name, shard=shard, status=RunStatus.SKIPPED,
+                               details={"status": "skipped", "mode": "inline_in_shard_0", "reason": reason})
         else:
             ref = {**self.train_shard(settings, engine, run_date, shard), "mode": "trained", "train_reason": plan.note}
             if ref["status"] == "trained":
@@ -80,8 +85,18 @@ class ChurnKind:
                                    "train_seconds": ref.get("seconds"), "cpu_seconds": ref.get("cpu_seconds")})
 
     def finalize(self, settings: Settings, engine: Engine, run_date: date, shards: list[ShardResult]) -> KindResult:
-        (result,) = shards
-        ref = result.details
+        """Shard 0 trained inline (or found too little data): its result covers every user. Otherwise every shard
+        scored its workspaces with the stored versions, and their parts are merged."""
+        from pipelines.churn.scoring import merge_scored
+
+        refs = [r.details for r in sorted(shards, key=lambda r: r.shard)]
+        ref = refs[0]
+        if ref.get("mode") == "scored":
+            odd = [i for i, r in enumerate(refs) if r.get("mode") != "scored"]
+            if odd:
+                raise RuntimeError(f"churn shards {odd} of {run_date} did not score with stored versions while shard 0"
+                                   f" did ({refs[odd[0]].get('reason')}); run the night again")
+            ref = merge_scored(settings, run_date, refs)
         if ref["status"] == "insufficient_data":
             return KindResult(kind=self.name, status=RunStatus.INSUFFICIENT_DATA, reason=ref.get("reason"),
                               counts={"training_rows": ref.get("n_train", 0)}, details=ref)

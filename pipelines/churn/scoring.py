@@ -112,22 +112,30 @@ def score_users(users: pd.DataFrame, model, version: str | None, arm: str) -> pd
     return scores.assign(model_version=version, arm=arm)
 
 
-def scores_path(settings: Settings, run_date: date) -> Path:
-    return settings.data_dir / "churn" / f"as_of={run_date.isoformat()}" / "scores.parquet"
+def scores_path(settings: Settings, run_date: date, shard: int | None = None) -> Path:
+    """The scores of ``run_date`` (``shard``: one workspace shard's part, merged by ``merge_scored``)."""
+    name = "scores.parquet" if shard is None else f"scores-{shard}.parquet"
+    return settings.data_dir / "churn" / f"as_of={run_date.isoformat()}" / name
 
 
-def write_scores(settings: Settings, run_date: date, scores: pd.DataFrame) -> Path:
-    out = scores_path(settings, run_date)
+def write_scores(settings: Settings, run_date: date, scores: pd.DataFrame, shard: int | None = None) -> Path:
+    out = scores_path(settings, run_date, shard)
     out.parent.mkdir(parents=True, exist_ok=True)
     scores.to_parquet(out)
     return out
 
 
-def score_shard(settings: Settings, run_date: date, plan: ServingPlan[StoredChurnModel]) -> dict:
-    """Score the population of ``run_date`` with the plan's stored versions by arm; writes ``scores.parquet`` and
-    returns a reference (``mode = 'scored'``, ``versions``, ``workspaces_by_arm``, ``users_by_arm``, counts)."""
+def score_shard(settings: Settings, run_date: date, plan: ServingPlan[StoredChurnModel], shard: int = 0,
+                n_shards: int = 1) -> dict:
+    """Score the population of ``run_date`` (of workspace shard ``shard`` of ``n_shards``) with the plan's stored
+    versions by arm; writes the scores (one shard's part with ``n_shards > 1``) and returns a reference
+    (``mode = 'scored'``, ``versions``, ``workspaces_by_arm``, ``users_by_arm``, counts)."""
+    from core.shards import in_shard
+
     t0 = time.perf_counter()
     users = population(settings, run_date)
+    if n_shards > 1:
+        users = users[in_shard(users["workspace_id"], shard, n_shards)].reset_index(drop=True)
     arms = plan.arms(users["workspace_id"], settings)
     frames = []
     for arm, stored in plan.models.items():
@@ -137,7 +145,7 @@ def score_shard(settings: Settings, run_date: date, plan: ServingPlan[StoredChur
     scores = (pd.concat(frames, ignore_index=True) if frames else
               score_users(users, plan.models[CHAMPION_ARM].model, plan.versions[CHAMPION_ARM], CHAMPION_ARM))
     scores = scores.sort_values(["workspace_id", "user_id"]).reset_index(drop=True)
-    out = write_scores(settings, run_date, scores)
+    out = write_scores(settings, run_date, scores, shard if n_shards > 1 else None)
     ws_arm = scores.drop_duplicates("workspace_id")["arm"].value_counts()
     ref = {"run_date": run_date.isoformat(), "status": "success", "mode": "scored", "note": plan.note,
            "versions": dict(plan.versions),
@@ -149,3 +157,29 @@ def score_shard(settings: Settings, run_date: date, plan: ServingPlan[StoredChur
            "backtests": 0, "fits": 0, "score_seconds": round(time.perf_counter() - t0, 2)}
     log.info("churn scored %d users with %s in %.1fs", len(scores), ref["versions"], ref["score_seconds"])
     return ref
+
+
+def _summed(refs: list[dict], key: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in refs:
+        for k, v in r[key].items():
+            out[k] = out.get(k, 0) + int(v)
+    return dict(sorted(out.items()))
+
+
+def merge_scored(settings: Settings, run_date: date, refs: list[dict]) -> dict:
+    """One reference for the workspace shards' scored parts: their frames in one ``scores.parquet`` (sorted, so the
+    same rows whatever the shard count), counts summed. Shards scored with different versions (a version promoted
+    while the night ran) are an error: a re-run scores every shard with one plan."""
+    if len(refs) == 1:
+        return refs[0]
+    versions = {json.dumps(r["versions"], sort_keys=True) for r in refs}
+    if len(versions) > 1:
+        raise RuntimeError(f"churn shards of {run_date} were scored with different versions ({sorted(versions)}):"
+                           " a version changed during the run; run the night again")
+    scores = pd.concat([pd.read_parquet(r["scores_path"]) for r in refs], ignore_index=True)
+    scores = scores.sort_values(["workspace_id", "user_id"]).reset_index(drop=True)
+    out = write_scores(settings, run_date, scores)
+    return {**refs[0], "scores_path": str(out), "n_scored": len(scores), "shards": len(refs),
+            "workspaces_by_arm": _summed(refs, "workspaces_by_arm"), "users_by_arm": _summed(refs, "users_by_arm"),
+            "states": _summed(refs, "states"), "score_seconds": round(sum(r["score_seconds"] for r in refs), 2)}

@@ -184,3 +184,28 @@ def test_ab_challenger_arm_users_carry_the_challenger_version(platform, engine, 
                              predicted_positive=scores["probability"] >= 0.5)
     keys = {(r["model_version"], r["arm"]) for r in outcome_rows(outcomes, SCORE + timedelta(days=30))}
     assert keys == {(retrained, CHAMPION_ARM), (first, CHALLENGER_ARM)}
+
+
+def test_workspace_shards_score_the_rows_one_shard_scores(platform, engine, monkeypatch):
+    """Scoring in three workspace shards (mapped tasks) publishes the rows one shard publishes: each user once, with
+    the same probability, risk factors, actions and version; the parts are merged and the counts summed."""
+    from pipelines.nightly import run_nightly
+
+    def scores() -> pd.DataFrame:
+        with engine.connect() as conn:
+            return pd.read_sql(sa.text(
+                "select workspace_id, user_id, churn_probability, risk_score, risk_factors::text,"
+                " recommended_actions::text, days_until_churn, model_version, arm from analytics.churn_predictions"
+                " where prediction_date = :d order by workspace_id, user_id"), conn, params={"d": SCORE})
+
+    _no_training(monkeypatch)
+    assert run_nightly(SCORE, platform, kinds="churn")[0].status == "success"
+    one, one_details = scores(), _finalize(engine, SCORE)["details"]
+    three = platform.model_copy(update={"shards": 3})
+    assert run_nightly(SCORE, three, kinds="churn")[0].status == "success"
+    details = _finalize(engine, SCORE)["details"]
+    assert details["mode"] == "scored" and details["shards"] == 3
+    for key in ("n_scored", "workspaces_by_arm", "users_by_arm", "states", "versions"):
+        assert details[key] == one_details[key], key
+    pd.testing.assert_frame_equal(scores(), one)
+    assert not one.duplicated(["workspace_id", "user_id"]).any() and len(one) == details["n_scored"]
