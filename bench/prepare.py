@@ -119,7 +119,8 @@ def _features(url: str, settings: Settings):
     from core.db import get_engine
     from pipelines.features.store import build_feature_store
 
-    return build_feature_store(get_engine(url=url), settings.staging_dir, settings.offline_store_dir, END).rows
+    return build_feature_store(get_engine(url=url), settings.staging_dir, settings.offline_store_dir, END,
+                               n_shards=settings.shards).rows
 
 
 def prepared_platform(n_workspaces: int, days: int = 730, seed: int = 7) -> tuple[Settings, str]:
