@@ -383,11 +383,20 @@ AGENT_LOOKBACK_DAYS = 90  # agents with calls within this many days of T are fea
 AGENT_PANEL_DAYS = 180  # history read for them: the lookback, the baseline's 62 days and a margin
 
 
-def build_agent_features(agg: DailyAggregates, as_of: date) -> pd.DataFrame:
+def agent_first_seen(agent_feature: pd.DataFrame, as_of: date) -> pd.DataFrame:
+    """Each agent's first day with calls up to ``as_of``: ``workspace_id``, ``agent_id``, ``first_day``."""
+    ad = _until(agent_feature, as_of)
+    return (ad[ad["calls"] > 0].groupby(["workspace_id", "agent_id"], observed=True)["day"].min()
+            .rename("first_day").reset_index())
+
+
+def build_agent_features(agg: DailyAggregates, as_of: date, first_seen: pd.DataFrame | None = None) -> pd.DataFrame:
     """``agent_daily`` features, one row per agent with calls in the :data:`AGENT_LOOKBACK_DAYS` days to ``as_of``.
 
     Computed by :mod:`models.error_rates` from the ``agent_feature`` and ``workspace_errors`` daily tables (the
-    error-rate kind computes its training snapshots with the same functions).
+    error-rate kind computes its training snapshots with the same functions). ``agg`` needs the
+    :data:`AGENT_PANEL_DAYS` to ``as_of`` only when ``first_seen`` (:func:`agent_first_seen` of all history, for the
+    agents' age) is given; without it, it is computed from ``agg``.
     """
     from models.error_rates import baselines, build_panel, daily_features, frame_at
 
@@ -397,7 +406,7 @@ def build_agent_features(agg: DailyAggregates, as_of: date) -> pd.DataFrame:
     live = ad[(ad["calls"] > 0) & ((T - ad["day"]).dt.days < AGENT_LOOKBACK_DAYS)][keys].drop_duplicates()
     if live.empty:
         return pd.DataFrame(columns=[*keys, *AGENT_DAILY.columns])
-    first = ad[ad["calls"] > 0].groupby(keys, observed=True)["day"].min().rename("first_day").reset_index()
+    first = agent_first_seen(agg.agent_feature, as_of) if first_seen is None else first_seen
     panel = build_panel(ad.merge(live, on=keys), T - pd.Timedelta(days=AGENT_PANEL_DAYS - 1), T,
                         _until(agg.workspace_errors, as_of), first_seen=first)
     feats = daily_features(panel, baselines(panel))

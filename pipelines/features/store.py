@@ -38,12 +38,14 @@ from core.storage import (
     write_parquet,
 )
 from pipelines.features.builders import (
+    AGENT_PANEL_DAYS,
     P_ALIVE_INPUTS,
     DailyAggregates,
     build_agent_features,
     build_growth_features,
     build_user_features,
     build_workspace_features,
+    agent_first_seen,
     daily_aggregates,
     fit_p_alive,
     refit_p_alive,
@@ -91,10 +93,13 @@ def daily_table(name: str, frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
 
 
-def read_daily(path: StoragePath, name: str) -> pa.Table:
-    """One daily-aggregate partition, cast to the declared schema (older files may hold null-typed columns)."""
+def read_daily(path: StoragePath, name: str, columns: tuple[str, ...] | None = None) -> pa.Table:
+    """One daily-aggregate partition (``columns``: only these), cast to the declared schema (older files may hold
+    null-typed columns)."""
     schema = DAILY_SCHEMAS[name]
-    return read_parquet(path).select(schema.names).cast(schema)
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    return read_parquet(path, columns=schema.names).cast(schema)
 
 
 def _atomic_write(table: pa.Table, target: StoragePath) -> None:
@@ -150,9 +155,11 @@ def refresh_daily_aggregates(staging_dir: StoragePath, store_dir: StoragePath) -
 
 
 def load_daily_aggregates(store_dir: StoragePath, until: date, since: date | None = None,
-                          only: tuple[str, ...] | None = None, shard: tuple[int, int] | None = None) -> DailyAggregates:
+                          only: tuple[str, ...] | None = None, shard: tuple[int, int] | None = None,
+                          columns: tuple[str, ...] | None = None) -> DailyAggregates:
     """The daily aggregates of days ``since..until`` from the store (``only``: just these tables, the
-    others empty; ``shard``: ``(k, n)``, only the workspaces of shard ``k`` of ``n``, filtered file by file)."""
+    others empty; ``shard``: ``(k, n)``, only the workspaces of shard ``k`` of ``n``, filtered file by file;
+    ``columns``: only these columns of the ``only`` tables)."""
     lo = pd.Timestamp(since) if since else None
     tables = {}
     for name in DAILY_TABLES:
@@ -161,8 +168,8 @@ def load_daily_aggregates(store_dir: StoragePath, until: date, since: date | Non
         if not keep:
             tables[name] = getattr(daily_aggregates(EVENT_SCHEMA.empty_table().to_pandas()), name)
             continue
-        parts = [read_daily(f, name) for f in keep] if shard is None else [
-            shard_rows(read_daily(f, name), *shard) for f in keep]
+        parts = [read_daily(f, name, columns) for f in keep] if shard is None else [
+            shard_rows(read_daily(f, name, columns), *shard) for f in keep]
         df = pa.concat_tables(parts).to_pandas()
         mask = df["day"] <= pd.Timestamp(until)
         if lo is not None:
@@ -360,7 +367,7 @@ DAILY_FEATURE_SETS: tuple[FeatureSet, ...] = (WORKSPACE_DAILY, USER_BEHAVIOUR, A
 # Built per workspace shard: each row depends on its own workspace's history only. ``agent_daily`` compares every
 # agent with the platform (baselines, platform-wide elevated shares), so it is built once, over all agents, at merge.
 SHARDED_FEATURE_SETS: tuple[FeatureSet, ...] = (WORKSPACE_DAILY, USER_BEHAVIOUR, WORKSPACE_GROWTH, WORKSPACE_HOURLY)
-PLATFORM_FEATURE_SETS: tuple[FeatureSet, ...] = (AGENT_DAILY,)
+PLATFORM_FEATURE_SETS: tuple[FeatureSet, ...] = (AGENT_DAILY,)  # built in merge_feature_shards
 BUILT_FEATURE_SETS: tuple[FeatureSet, ...] = (*SHARDED_FEATURE_SETS, *PLATFORM_FEATURE_SETS)
 
 
@@ -447,7 +454,12 @@ def merge_feature_shards(engine: Engine, store_dir: StoragePath, as_of: date, n_
     inputs = [read_parquet(p, columns=["workspace_id", "user_id", *P_ALIVE_INPUTS]) for p in user_parts]
     model = fit_p_alive(pa.concat_tables([t for t in inputs if t.num_rows] or inputs[:1],
                                          promote_options="permissive").to_pandas())
-    agents = load_daily_aggregates(store_dir, as_of, only=("agent_feature", "workspace_errors"))
+    # the agents' panel days, and their first call from a narrow read of all history (not every column of it)
+    agents = load_daily_aggregates(store_dir, as_of, since=as_of - timedelta(days=AGENT_PANEL_DAYS - 1),
+                                   only=("agent_feature", "workspace_errors"))
+    first_seen = agent_first_seen(load_daily_aggregates(store_dir, as_of, only=("agent_feature",),
+                                                        columns=("workspace_id", "agent_id", "day", "calls"),
+                                                        ).agent_feature, as_of)
     rows = {f"ml_features:{USER_BEHAVIOUR.name}": 0}
     with engine.begin() as conn:
         def users(table: pa.Table) -> pa.Table:
@@ -459,7 +471,7 @@ def merge_feature_shards(engine: Engine, store_dir: StoragePath, as_of: date, n_
         concat_parquet(user_parts, target, transform=users, drop=P_ALIVE_INPUTS)
         paths[USER_BEHAVIOUR.name] = str(target)
         for fs in PLATFORM_FEATURE_SETS:
-            frame = build_daily_feature_set(fs.name, agents, as_of, "US", 0)  # agent_daily takes neither
+            frame = build_agent_features(agents, as_of, first_seen=first_seen)
             paths[fs.name] = str(write_offline(store_dir, fs, as_of, frame))
             rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, frame)
     for fs in SHARDED_FEATURE_SETS:

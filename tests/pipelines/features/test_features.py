@@ -157,7 +157,7 @@ def test_workspace_shards_build_the_same_store(clean_db, tmp_path):
     from pipelines.features.builders import daily_aggregates
     from pipelines.features.store import BUILT_FEATURE_SETS, _daily_keys, load_daily_aggregates, merge_feature_shards
 
-    events = make_events(4, 75, seed=3)
+    events = make_events(4, 200, seed=3)  # longer than the agents' 180-day panel: the merge reads less
     events.to_csv(tmp_path / "e.csv", index=False)
     load_events(clean_db, tmp_path / "e.csv", tmp_path, now=NOW)
     staging = tmp_path / "staging"
@@ -177,6 +177,7 @@ def test_workspace_shards_build_the_same_store(clean_db, tmp_path):
     with pytest.raises(RuntimeError, match="feature parts missing .* workspace_daily shard 0"):
         merge_feature_shards(clean_db, tmp_path / "five", END, 5)  # the parts are gone: nothing to merge, an explicit error
     stored = load_daily_aggregates(tmp_path / "one", END)
+    pd.testing.assert_frame_equal(read_offline(tmp_path / "one", AGENT_DAILY, END), build_agent_features(stored, END))
     direct = daily_aggregates(read_staged_events(staging, END))
     for name, frame in direct.tables().items():
         keys = _daily_keys(name)
