@@ -77,8 +77,9 @@ def refresh_hourly_aggregates(staging_dir: StoragePath, store_dir: StoragePath, 
         built = modified_ns(target)
         if not any(newer(staged[d], built, is_remote(store_dir) or is_remote(staging_dir)) for d in dates):
             continue
-        events = pa.concat_tables([read_staged(staging_dir, d) for d in dates]).to_pandas()
-        _write(hourly_aggregates(events), target)
+        # one staged (UTC) day at a time: an hour never spans two days, so the rows are the month's
+        hours = pd.concat([hourly_aggregates(read_staged(staging_dir, d).to_pandas()) for d in dates], ignore_index=True)
+        _write(hours.sort_values(["workspace_id", "hour"], ignore_index=True), target)
         rebuilt.extend(dates)
     return rebuilt
 

@@ -176,6 +176,13 @@ def test_workspace_shards_build_the_same_store(clean_db, tmp_path):
     assert not (tmp_path / "five" / "_shards").exists() or not any((tmp_path / "five" / "_shards").rglob("*.parquet"))
     with pytest.raises(RuntimeError, match="feature parts missing .* workspace_daily shard 0"):
         merge_feature_shards(clean_db, tmp_path / "five", END, 5)  # the parts are gone: nothing to merge, an explicit error
+    from pipelines.features.hourly import HOURLY_DAYS, hourly_aggregates, load_hourly_aggregates
+
+    since = END - timedelta(days=HOURLY_DAYS)
+    hours = load_hourly_aggregates(tmp_path / "one", END, since).sort_values(["workspace_id", "hour"], ignore_index=True)
+    direct_hours = hourly_aggregates(read_staged_events(staging, END, since=since))
+    pd.testing.assert_frame_equal(hours, direct_hours[hours.columns].sort_values(["workspace_id", "hour"],
+                                                                                ignore_index=True), check_dtype=False)
     stored = load_daily_aggregates(tmp_path / "one", END)
     pd.testing.assert_frame_equal(read_offline(tmp_path / "one", AGENT_DAILY, END), build_agent_features(stored, END))
     direct = daily_aggregates(read_staged_events(staging, END))
