@@ -178,7 +178,8 @@ def concat_parquet(sources: list[StoragePath], target: StoragePath, compression:
     """Stream Parquet files into one at ``target``, one source in memory at a time, atomically like
     ``write_parquet``; returns the rows written. Schemas are unified (a column that is all null in one source takes
     the others' type; a column a source lacks is null there); the pandas metadata is the first non-empty source's.
-    ``transform`` maps each source's Arrow table before it is written; ``drop``: columns it removes."""
+    The output has the sources' columns less ``drop``; ``transform`` maps each source's Arrow table before it is
+    written (e.g. rewrites a column), and a table it leaves empty adds nothing."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -208,6 +209,8 @@ def concat_parquet(sources: list[StoragePath], target: StoragePath, compression:
             for src in sources:
                 t = read_parquet(src)
                 t = transform(t) if transform is not None else t
+                if not t.num_rows:  # nothing to add (and its columns may be typed where every source had nulls)
+                    continue
                 cols = [t.column(n).cast(schema.field(n).type) if n in t.column_names
                         else pa.nulls(t.num_rows, schema.field(n).type) for n in schema.names]
                 writer.write_table(pa.Table.from_arrays(cols, schema=schema))

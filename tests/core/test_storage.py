@@ -141,3 +141,25 @@ def test_nightly_staging_and_feature_store_round_trip_through_s3(clean_db, db_ur
     assert features_step(run, remote)["refreshed_days"] == 31
     for name, frame in _frames(remote).items():
         pd.testing.assert_frame_equal(frame, local_frames[name])
+
+
+def test_concat_parquet_unifies_parts_and_skips_empty_ones(tmp_path):
+    """Parts whose columns are all-null (an empty shard) take the others' types; a transform's output is written;
+    sources that end up empty add nothing, also when every source is empty (the file still has the columns)."""
+    import pyarrow as pa
+
+    from core.storage import concat_parquet, write_parquet
+
+    empty = pa.Table.from_pandas(pd.DataFrame(columns=["workspace_id", "x"]), preserve_index=False)
+    full = pa.Table.from_pandas(pd.DataFrame({"workspace_id": ["a", "b"], "x": [1.5, 2.5]}), preserve_index=False)
+    for name, t in (("p0", empty), ("p1", full), ("p2", empty)):
+        write_parquet(t, tmp_path / f"{name}.parquet")
+    def doubled(t: pa.Table) -> pa.Table:  # as the user merge rewrites p_alive: a float column, also on empty parts
+        return t.set_column(1, "x", pa.array([2 * v for v in t.column("x").to_pylist()], pa.float64()))
+
+    n = concat_parquet([tmp_path / f"p{i}.parquet" for i in range(3)], tmp_path / "out.parquet", transform=doubled)
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert n == 2 and out.to_dict("list") == {"workspace_id": ["a", "b"], "x": [3.0, 5.0]}
+    assert concat_parquet([tmp_path / "p0.parquet", tmp_path / "p2.parquet"], tmp_path / "none.parquet",
+                          transform=doubled) == 0
+    assert list(pd.read_parquet(tmp_path / "none.parquet").columns) == ["workspace_id", "x"]
