@@ -514,8 +514,8 @@ def print_cluster(results: list[dict]) -> None:
         big = 100_000
         par_big, ser_big = a_par + b_par * big, a_ser + b_ser * big
         print(f"task-seconds per workspace between {n0:,} and {n1:,}: shardable ({', '.join(sharded)}) {b_par:.3f}; "
-              f"the rest, summed (extract, gates, features, plans, one-shard kinds, finalizes, publish, monitor: "
-              f"an upper bound on the serial part) {b_ser:.3f}")
+              f"the rest, summed (extract, gates, aggregate refresh, feature merge, plans, one-shard kinds, finalizes, "
+              f"publish, monitor: an upper bound on the serial part) {b_ser:.3f}")
         print(f"at {big:,} workspaces (linear): shardable {par_big:,.0f} task-s, the rest {ser_big:,.0f} s")
         if ser_big >= 3600:
             print(f"  one hour is not reachable by adding workers: the unsharded tasks alone take {ser_big:,.0f} s")
