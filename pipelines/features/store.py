@@ -145,11 +145,13 @@ def refresh_daily_aggregates(staging_dir: StoragePath, store_dir: StoragePath) -
     memory holds one day of events, not a month."""
     rebuilt: list[date] = []
     for month, days in sorted(stale_months(staging_dir, store_dir).items()):
-        per_day = [daily_aggregates(read_staged(staging_dir, d).to_pandas()).tables() for d in days]
+        per_day: dict[str, list[pa.Table]] = {name: [] for name in DAILY_TABLES}
+        for d in days:  # each day's aggregates as Arrow tables at once (compact strings, not Python objects)
+            for name, frame in daily_aggregates(read_staged(staging_dir, d).to_pandas()).tables().items():
+                per_day[name].append(daily_table(name, frame))
         for name in DAILY_TABLES:  # the last table's file marks the month as built
-            frame = pd.concat([t[name] for t in per_day], ignore_index=True)
-            frame = frame.sort_values(_daily_keys(name), kind="stable", ignore_index=True)
-            _atomic_write(daily_table(name, frame), daily_path(store_dir, name, month))
+            table = pa.concat_tables(per_day.pop(name)).sort_by([(k, "ascending") for k in _daily_keys(name)])
+            _atomic_write(table, daily_path(store_dir, name, month))
         rebuilt.extend(days)
     return rebuilt
 
