@@ -5,7 +5,8 @@ Layout under ``store_dir``:
   when one of its staged partitions is newer), tables as in ``pipelines.features.DailyAggregates``;
 - ``<feature_set>/v<version>/as_of=YYYY-MM-DD/part-0.parquet``: a feature set as of a date (offline store,
   for training: one file per snapshot). Workspace shards build it in parts
-  (``_shards/<feature_set>/v<version>/as_of=.../part-<k>-of-<n>.parquet``), merged into the one file and removed.
+  (``_shards/<feature_set>/v<version>/as_of=.../part-<k>-of-<n>.parquet``), merged into the one file; the next
+  refresh removes them.
 The online copy, ``analytics.ml_features``, keeps the latest as-of row per entity, set and version.
 ``store_dir`` (and ``staging_dir``) is a local folder or an object-store location (``core.storage``, e.g.
 ``s3://bucket/prefix/offline_store``), as the ``storage_uri`` setting says.
@@ -145,11 +146,13 @@ def refresh_daily_aggregates(staging_dir: StoragePath, store_dir: StoragePath) -
     memory holds one day of events, not a month."""
     rebuilt: list[date] = []
     for month, days in sorted(stale_months(staging_dir, store_dir).items()):
-        per_day = [daily_aggregates(read_staged(staging_dir, d).to_pandas()).tables() for d in days]
+        per_day: dict[str, list[pa.Table]] = {name: [] for name in DAILY_TABLES}
+        for d in days:  # each day's aggregates as Arrow tables at once (compact strings, not Python objects)
+            for name, frame in daily_aggregates(read_staged(staging_dir, d).to_pandas()).tables().items():
+                per_day[name].append(daily_table(name, frame))
         for name in DAILY_TABLES:  # the last table's file marks the month as built
-            frame = pd.concat([t[name] for t in per_day], ignore_index=True)
-            frame = frame.sort_values(_daily_keys(name), kind="stable", ignore_index=True)
-            _atomic_write(daily_table(name, frame), daily_path(store_dir, name, month))
+            table = pa.concat_tables(per_day.pop(name)).sort_by([(k, "ascending") for k in _daily_keys(name)])
+            _atomic_write(table, daily_path(store_dir, name, month))
         rebuilt.extend(days)
     return rebuilt
 
@@ -390,6 +393,8 @@ def refresh_aggregates(staging_dir: StoragePath, store_dir: StoragePath, as_of: 
     (ISO dates: the days whose database metrics the feature shards replace) and the hourly days rebuilt."""
     from pipelines.features.hourly import refresh_hourly_aggregates
 
+    # the parts of an earlier run (kept so that a retried merge finds them) are not needed any more
+    remove_tree(store_dir / "_shards")
     refreshed = [d for d in refresh_daily_aggregates(staging_dir, store_dir) if d <= as_of]
     hourly = refresh_hourly_aggregates(staging_dir, store_dir, as_of)
     return {"refreshed_days": [d.isoformat() for d in refreshed], "hourly_days_refreshed": len(hourly)}
@@ -434,7 +439,8 @@ def build_feature_shard(engine: Engine, store_dir: StoragePath, as_of: date, ref
 
 
 def merge_feature_shards(engine: Engine, store_dir: StoragePath, as_of: date, n_shards: int) -> tuple[dict, dict]:
-    """Merge the shards' parts of each sharded feature set into its offline file and remove the parts; build the
+    """Merge the shards' parts of each sharded feature set into its offline file (the parts stay until the next
+    refresh, so a retried merge gives the same files); build the
     ``PLATFORM_FEATURE_SETS`` over every workspace; refit ``user_behaviour``'s P(alive) on every shard's users
     (read part by part: the MBG/NBD pool is the platform's, as in one build). The online rows of those two sets are
     one transaction. A missing part (a shard that did not run) is an error naming it, before anything is written.
@@ -474,8 +480,6 @@ def merge_feature_shards(engine: Engine, store_dir: StoragePath, as_of: date, n_
             frame = build_agent_features(agents, as_of, first_seen=first_seen)
             paths[fs.name] = str(write_offline(store_dir, fs, as_of, frame))
             rows[f"ml_features:{fs.name}"] = publish_online(conn, fs, as_of, frame)
-    for fs in SHARDED_FEATURE_SETS:
-        remove_tree(shard_part_path(store_dir, fs, as_of, 0, n_shards).parent)
     return paths, rows
 
 

@@ -155,7 +155,14 @@ def test_workspace_shards_build_the_same_store(clean_db, tmp_path):
     built day by day, equal one aggregation of all events."""
     from core.shards import shard_of
     from pipelines.features.builders import daily_aggregates
-    from pipelines.features.store import BUILT_FEATURE_SETS, _daily_keys, load_daily_aggregates, merge_feature_shards
+    from pipelines.features.store import (
+        BUILT_FEATURE_SETS,
+        _daily_keys,
+        load_daily_aggregates,
+        merge_feature_shards,
+        refresh_aggregates,
+        shard_part_path,
+    )
 
     events = make_events(4, 200, seed=3)  # longer than the agents' 180-day panel: the merge reads less
     events.to_csv(tmp_path / "e.csv", index=False)
@@ -173,9 +180,17 @@ def test_workspace_shards_build_the_same_store(clean_db, tmp_path):
         a = read_offline(tmp_path / "one", fs, END).sort_values(keys, ignore_index=True)
         b = read_offline(tmp_path / "five", fs, END).sort_values(keys, ignore_index=True)
         pd.testing.assert_frame_equal(a, b, check_dtype=False, obj=fs.name)
-    assert not (tmp_path / "five" / "_shards").exists() or not any((tmp_path / "five" / "_shards").rglob("*.parquet"))
-    with pytest.raises(RuntimeError, match="feature parts missing .* workspace_daily shard 0"):
-        merge_feature_shards(clean_db, tmp_path / "five", END, 5)  # the parts are gone: nothing to merge, an explicit error
+    # a retried merge finds the parts and writes the same files; a missing part is an explicit error
+    before = {fs.name: read_offline(tmp_path / "five", fs, END) for fs in BUILT_FEATURE_SETS}
+    merge_feature_shards(clean_db, tmp_path / "five", END, 5)
+    for fs in BUILT_FEATURE_SETS:
+        pd.testing.assert_frame_equal(read_offline(tmp_path / "five", fs, END), before[fs.name], obj=fs.name)
+    assert _stores(clean_db) == one
+    shard_part_path(tmp_path / "five", USER_BEHAVIOUR, END, 3, 5).unlink()
+    with pytest.raises(RuntimeError, match="feature parts missing .*: user_behaviour shard 3;"):
+        merge_feature_shards(clean_db, tmp_path / "five", END, 5)
+    refresh_aggregates(staging, tmp_path / "five", END)  # the next run's refresh removes the parts
+    assert not (tmp_path / "five" / "_shards").exists()
     from pipelines.features.hourly import HOURLY_DAYS, hourly_aggregates, load_hourly_aggregates
 
     since = END - timedelta(days=HOURLY_DAYS)
