@@ -190,6 +190,9 @@ try {
   // The key stays for the tab: a reload needs no key; the picker lists the key's workspaces.
   await page.reload();
   await page.locator('[data-testid="card-credits"][data-state="ok"]').waitFor({ timeout: 15_000 });
+  // the list comes from its own request (/workspaces), which may still be in flight when the card is ready
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="workspace-picker"] option').length >= 2,
+    null, { timeout: 15_000 }).catch(() => {});
   const options = await page.getByTestId("workspace-picker").locator("option").allTextContents();
   check(options.length >= 2, `picker lists the key's workspaces (${options})`);
   seen.picker = options;
