@@ -149,14 +149,19 @@ def read_parquet(path: StoragePath, columns: list[str] | None = None) -> pa.Tabl
     return pq.read_table(path, columns=columns)
 
 
-def parquet_rows(path: StoragePath) -> int:
-    """Rows of a Parquet file, from its footer."""
+def parquet_metadata(path: StoragePath):
+    """A Parquet file's footer (``pyarrow.parquet.FileMetaData``: rows, schema), without reading its data."""
     import pyarrow.parquet as pq
 
     if isinstance(path, RemotePath):
         with path.arrow_fs.open_input_file(path.key) as f:
-            return pq.ParquetFile(f).metadata.num_rows
-    return pq.ParquetFile(path).metadata.num_rows
+            return pq.ParquetFile(f).metadata
+    return pq.ParquetFile(path).metadata
+
+
+def parquet_rows(path: StoragePath) -> int:
+    """Rows of a Parquet file, from its footer."""
+    return parquet_metadata(path).num_rows
 
 
 def write_parquet(table: pa.Table, target: StoragePath, compression: str = "zstd") -> None:
@@ -183,15 +188,7 @@ def concat_parquet(sources: list[StoragePath], target: StoragePath, compression:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def footer(path: StoragePath):
-        if isinstance(path, RemotePath):
-            with path.arrow_fs.open_input_file(path.key) as f:
-                meta = pq.ParquetFile(f).metadata
-        else:
-            meta = pq.ParquetFile(path).metadata
-        return meta.schema.to_arrow_schema(), meta.num_rows
-
-    footers = [footer(s) for s in sources]
+    footers = [(m.schema.to_arrow_schema(), m.num_rows) for m in map(parquet_metadata, sources)]
     if not footers:
         raise ValueError(f"nothing to concatenate into {target}")
     schema = pa.unify_schemas([f[0] for f in footers], promote_options="permissive")

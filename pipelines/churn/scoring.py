@@ -160,11 +160,9 @@ def score_shard(settings: Settings, run_date: date, plan: ServingPlan[StoredChur
 
 
 def _summed(refs: list[dict], key: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in refs:
-        for k, v in r[key].items():
-            out[k] = out.get(k, 0) + int(v)
-    return dict(sorted(out.items()))
+    from pipelines.features.store import sum_rows
+
+    return dict(sorted(sum_rows([r[key] for r in refs]).items()))
 
 
 def merge_scored(settings: Settings, run_date: date, refs: list[dict]) -> dict:

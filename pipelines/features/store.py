@@ -484,6 +484,7 @@ def merge_feature_shards(engine: Engine, store_dir: StoragePath, as_of: date, n_
 
 
 def sum_rows(parts: list[dict[str, int]]) -> dict[str, int]:
+    """Counts per key summed over the dicts (row counts of shards, counts of scored parts)."""
     out: dict[str, int] = {}
     for p in parts:
         for k, v in p.items():
