@@ -14,7 +14,12 @@ Parts, each at several scales on a throwaway database per scale (DATABASE_URL's 
 * ``features``: the load (as ``load``), extract, then the features stage once per ``--shards`` count, each step
   in its own process (refresh, every workspace shard, merge): seconds and peak RSS per step, so the memory a
   worker needs for a features task at each scale;
-* ``cluster``: the retrain and nightly DAGs on a real Celery cluster (see ``cluster_scale``).
+* ``cluster``: the retrain and nightly DAGs on a real Celery cluster (see ``cluster_scale``);
+* ``publish``: the publish stage alone (``pipelines.nightly.publish_part_step`` / ``publish_step``) on prediction
+  sets of the nightly's shape (per workspace: ``PUBLISH_ROWS_PER_WORKSPACE``, measured at 1,000 workspaces), three
+  nights in a row: the first night (inserts), the next night in 1 shard and the night after in ``--shards`` shards
+  on ``--workers`` parallel processes (every value changed, as after a real retrain or new data), and a re-run of
+  that night (nothing changes): wall, task-seconds, rows per second, peak RSS per task process.
 
 Figures are measured on this machine: 2 cores shared with other jobs (the load average is printed beside
 them). Set ``PAE_STORAGE_URI`` (and ``PAE_S3_ENDPOINT_URL``) to stage and store features on an object store.
@@ -22,6 +27,7 @@ them). Set ``PAE_STORAGE_URI`` (and ``PAE_S3_ENDPOINT_URL``) to stage and store 
     .venv/bin/python bench/scale.py --part load --workspaces 100 300
     .venv/bin/python bench/scale.py --part nightly --workspaces 50 150 [--kinds consumption,churn]
     .venv/bin/python bench/scale.py --part features --workspaces 1000 10000 --days 120 --shards 1 8
+    .venv/bin/python bench/scale.py --part publish --workspaces 1000 3000 --shards 4 --workers 2
 """
 from __future__ import annotations
 
@@ -102,11 +108,41 @@ def _load_files(url: str, files: list[str], rejects: str) -> list[dict]:
 
     engine = get_engine(url=url)
     out = []
+    fpi0 = _fpi(engine)
     for f in files:
-        t0 = time.perf_counter()
+        w0, t0 = _wal(engine), time.perf_counter()
         s = load_events(engine, Path(f), Path(rejects))
-        out.append({"file": Path(f).name, "rows": s.rows_inserted, "seconds": time.perf_counter() - t0})
+        secs, w1 = time.perf_counter() - t0, _wal(engine)
+        out.append({"file": Path(f).name, "rows": s.rows_inserted, "seconds": secs,
+                    "wal_bytes": w1["lsn"] - w0["lsn"], "checkpoints": w1["checkpoints"] - w0["checkpoints"]})
+    time.sleep(1.5)  # backends report their WAL statistics at most once a second
+    out[-1]["wal_fpi_whole_load"] = _fpi(engine) - fpi0
     return out
+
+
+def _wal(engine) -> dict:
+    """The server's WAL position (bytes since its start) and checkpoints so far: server-wide, so other activity
+    on the server counts too (the load average is printed beside)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.text(
+            "select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint as lsn,"
+            " checkpoints_timed + checkpoints_req as checkpoints from pg_stat_bgwriter")).mappings().one())
+
+
+def _fpi(engine) -> int:
+    """Full-page images written to the WAL so far (``pg_stat_wal``, server-wide)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select wal_fpi from pg_stat_wal")).scalar_one()
+
+
+def _wal_per_million(parts: list[dict]) -> dict:
+    rows = sum(p["rows"] for p in parts) / 1e6
+    return {"wal_mib_per_million": sum(p["wal_bytes"] for p in parts) / 2**20 / rows if rows else float("nan"),
+            "checkpoints": sum(p["checkpoints"] for p in parts)}
 
 
 def _per_million(parts: list[dict]) -> float:
@@ -126,17 +162,37 @@ def load_scale(n: int, days: int) -> dict:
         with get_engine(url=url).connect() as conn:
             partitions = conn.execute(sa.text(
                 "select count(*) from pg_inherits where inhparent = 'analytics.usage_events'::regclass")).scalar_one()
+        server = _server_settings(url)
     third = max(1, len(per_file) // 3)
     res = {"workspaces": n, "rows": sum(p["rows"] for p in per_file), "files": len(per_file),
            "seconds": sum(p["seconds"] for p in per_file), "peak_rss_mib": info["peak_rss_mib"],
            "s_per_million": _per_million(per_file), "first_third_s_per_million": _per_million(per_file[:third]),
            "last_third_s_per_million": _per_million(per_file[-third:]), "partitions": partitions,
-           "load_average": os.getloadavg()[0]}
+           "load_average": os.getloadavg()[0], "wal": _wal_per_million(per_file),
+           "wal_first_third": _wal_per_million(per_file[:third]), "wal_last_third": _wal_per_million(per_file[-third:]),
+           "fpi_per_million": per_file[-1]["wal_fpi_whole_load"] / (sum(p["rows"] for p in per_file) / 1e6),
+           "server": server}
     print(f"  {n:>6} ws  {res['rows']:>11,} rows  {res['files']:>3} files  {res['seconds']:7.1f} s  "
           f"{res['s_per_million']:6.1f} s/M rows (first third {res['first_third_s_per_million']:.1f}, "
           f"last third {res['last_third_s_per_million']:.1f})  {partitions} partitions  "
           f"peak {res['peak_rss_mib']:.0f} MiB  load avg {res['load_average']:.1f}", flush=True)
+    print(f"         WAL {res['wal']['wal_mib_per_million']:,.0f} MiB per M rows (first third "
+          f"{res['wal_first_third']['wal_mib_per_million']:,.0f}, last third "
+          f"{res['wal_last_third']['wal_mib_per_million']:,.0f}), full-page images per M rows "
+          f"{res['fpi_per_million']:,.0f}, {res['wal']['checkpoints']} checkpoints; server {res['server']}", flush=True)
     return res
+
+
+def _server_settings(url: str) -> dict:
+    """The server settings that decide how much WAL a load writes."""
+    import sqlalchemy as sa
+
+    from core.db import get_engine
+
+    with get_engine(url=url).connect() as conn:
+        return dict(conn.execute(sa.text(
+            "select name, current_setting(name) from pg_settings where name in"
+            " ('shared_buffers', 'max_wal_size', 'wal_compression', 'checkpoint_timeout') order by name")).all())
 
 
 def _load_all(url: str, events: str, rejects: str) -> dict:
@@ -573,13 +629,141 @@ def print_nightly(results: list[dict]) -> None:
     print("load average at the end of each scale: " + ", ".join(f"{r['load_average']:.1f}" for r in results))
 
 
+# Rows per workspace of the nightly's prediction sets at 1,000 workspaces, 120 days (bench/data/printed/
+# scale_cluster_1000.txt: 1,209,628 predictions and 40,725 churn scores): 30 days x 40 (metric, dimension) series.
+PUBLISH_ROWS_PER_WORKSPACE = {"predictions": 1200, "churn_predictions": 41}
+
+
+def _publish_frames(n: int, folder: Path, night: int) -> list[dict]:
+    """Night ``night``'s prediction sets for ``n`` workspaces as the kinds hand them over (Parquet frames)."""
+    import numpy as np
+    import pandas as pd
+
+    from core.contracts import RunStatus
+    from pipelines.results import KindResult
+
+    as_of = END + timedelta(days=night)
+    rng = np.random.default_rng(SEED + night)
+    ws = np.array([f"ws_{i:06d}" for i in range(n)])
+    series, days = PUBLISH_ROWS_PER_WORKSPACE["predictions"] // 30, 30
+    k = np.arange(series * days)
+    dates = np.array([as_of + timedelta(days=int(d) + 1) for d in range(days)])
+    value = rng.gamma(2.0, 50.0, n * len(k)).round(3)
+    pred = pd.DataFrame({"workspace_id": np.repeat(ws, len(k)), "target_metric": "credits",
+                         "dimension": np.tile(np.where(k // days == 0, "total", "feature_" + (k // days).astype(str)), n),
+                         "prediction_date": np.tile(dates[k % days], n), "predicted_value": value,
+                         "confidence_lower": value * 0.8, "confidence_upper": value * 1.2, "confidence_level": 0.8,
+                         "model_version": str(night + 1)})
+    users = PUBLISH_ROWS_PER_WORKSPACE["churn_predictions"]
+    p = rng.random(n * users).round(6)
+    churn = pd.DataFrame({"workspace_id": np.repeat(ws, users),
+                          "user_id": [f"{w}_u{j}" for w in ws for j in range(users)], "churn_probability": p,
+                          "risk_score": (p * 100).round(3), "risk_factors": '[{"feature": "recency_days"}]',
+                          "recommended_actions": '[{"id": "reengage"}]', "days_until_churn": 30,
+                          "model_version": str(night + 1)})
+    folder.mkdir(parents=True, exist_ok=True)
+    pred.to_parquet(folder / f"consumption_{night}.parquet")
+    churn.to_parquet(folder / f"churn_{night}.parquet")
+    return [KindResult(kind="consumption", status=RunStatus.SUCCESS, publish_to="predictions",
+                       prediction_type="credit_consumption",
+                       frame_path=str(folder / f"consumption_{night}.parquet")).model_dump(mode="json"),
+            KindResult(kind="churn", status=RunStatus.SUCCESS, publish_to="churn_predictions",
+                       frame_path=str(folder / f"churn_{night}.parquet")).model_dump(mode="json")]
+
+
+def _publish_part(url: str, data_dir: str, shards: int, run_date: str, part: dict) -> dict:
+    from core.settings import Settings
+    from pipelines.nightly import publish_part_step
+
+    settings = Settings(database_url=url, data_dir=Path(data_dir), shards=shards)
+    return publish_part_step(run_date, part, settings).model_dump(mode="json")
+
+
+def _publish_night(url: str, folder: Path, results: list[dict], night: int, shards: int, workers: int) -> dict:
+    """One night's publish: the shard tasks on ``workers`` parallel processes, then the completing step."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.settings import Settings
+    from pipelines.nightly import publish_parts_step, publish_step
+
+    settings = Settings(database_url=url, data_dir=folder, shards=shards)
+    run_date = (END + timedelta(days=night)).isoformat()
+    parts = publish_parts_step(results, settings)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:  # each task a fresh process, as on a worker
+        tasks = list(pool.map(lambda p: in_process(_publish_part, url, str(folder), shards, run_date, p), parts))
+    t1 = time.perf_counter()
+    done = publish_step(run_date, results, settings, parts=[t["result"] for t in tasks])
+    wall = time.perf_counter() - t0
+    rows = sum(p.rows for p in done)
+    return {"night": night, "shards": shards, "workers": workers, "wall_s": round(wall, 1),
+            "complete_s": round(wall - (t1 - t0), 1), "task_seconds": round(sum(t["seconds"] for t in tasks), 1),
+            "largest_task_s": round(max(t["seconds"] for t in tasks), 1),
+            "peak_rss_mib": round(max(t["peak_rss_mib"] for t in tasks)), "rows": rows,
+            "changed": sum(p.changed for p in done), "rows_per_s": round(rows / wall),
+            "load_average": round(os.getloadavg()[0], 1)}
+
+
+def publish_scale(n: int, shards: int, workers: int) -> dict:
+    import sqlalchemy as sa
+
+    from core.db import get_engine, migrate
+
+    url = _fresh_database(_server(), f"pae_bench_publish_{n}")
+    migrate(get_engine(url=url))
+    folder = out_dir(f"scale_publish_{n}")
+    shutil.rmtree(folder, ignore_errors=True)
+    nights = []
+    try:
+        for night, (s, w) in enumerate(((1, 1), (1, 1), (shards, workers), (shards, workers))):
+            frames = night if night < 3 else 2  # the last pass re-runs night 2
+            results = _publish_frames(n, folder, frames) if night < 3 else nights[-1]["results"]
+            r = _publish_night(url, folder, results, frames, s, w)
+            r["pass"] = ("first night", "next night", "night after", "re-run of that night")[night]
+            r["results"] = results
+            nights.append(r)
+            print(f"  {n:,} workspaces, {r['pass']}: {r['rows']:,} rows ({r['changed']:,} changed) in {r['wall_s']} s "
+                  f"({r['shards']} shard(s) on {r['workers']} process(es); completing {r['complete_s']} s); "
+                  f"{r['task_seconds']} task-s, {r['rows_per_s']:,} rows/s, peak {r['peak_rss_mib']} MiB, "
+                  f"load {r['load_average']}", flush=True)
+        with get_engine(url=url).connect() as conn:
+            size = conn.execute(sa.text("select pg_total_relation_size('analytics.predictions')")).scalar()
+    finally:
+        _drop_database(f"pae_bench_publish_{n}")
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"workspaces": n, "nights": [{k: v for k, v in r.items() if k != "results"} for r in nights],
+            "predictions_mib": round(size / 2**20)}
+
+
+def print_publish(results: list[dict]) -> None:
+    print("\n| workspaces | pass | shards x processes | rows | changed | wall s | task-s | largest task s |"
+          " rows/s | peak MiB |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        for x in r["nights"]:
+            print(f"| {r['workspaces']:,} | {x['pass']} | {x['shards']} x {x['workers']} | {x['rows']:,} | "
+                  f"{x['changed']:,} | {x['wall_s']} | {x['task_seconds']} | {x['largest_task_s']} | "
+                  f"{x['rows_per_s']:,} | {x['peak_rss_mib']} |")
+    one = [next(x for x in r["nights"] if x["pass"] == "next night") for r in results]
+    many = [next(x for x in r["nights"] if x["pass"] == "night after") for r in results]
+    for r, a, b in zip(results, one, many):
+        print(f"{r['workspaces']:,} workspaces: a changed night in 1 shard {a['wall_s']} s, in {b['shards']} shards on "
+              f"{b['workers']} processes {b['wall_s']} s ({a['wall_s'] / b['wall_s']:.2f}x); predictions table "
+              f"{r['predictions_mib']:,} MiB")
+    if len(results) > 1:
+        ratio = results[-1]["workspaces"] / results[0]["workspaces"]
+        print(f"growth for {ratio:.1f}x the workspaces: 1 shard {one[-1]['wall_s'] / one[0]['wall_s']:.2f}x, "
+              f"{many[0]['shards']} shards {many[-1]['wall_s'] / many[0]['wall_s']:.2f}x (linear: {ratio:.1f}x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", choices=("load", "nightly", "cluster", "features"), required=True)
+    ap.add_argument("--part", choices=("load", "nightly", "cluster", "features", "publish"), required=True)
     ap.add_argument("--workspaces", type=int, nargs="+", required=True, help="scales, smallest first")
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--kinds", default=None, help="prediction kinds of the nightly run (default: all)")
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="cluster: Celery worker counts")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                    help="cluster: Celery worker counts; publish: parallel task processes (the first count)")
     ap.add_argument("--shards", type=int, nargs="+", default=[4],
                     help="cluster: workspace shards per kind (PAE_SHARDS); features: each count to compare, e.g. 1 8")
     ap.add_argument("--report", action="store_true", help="cluster: print the tables of the last run's JSON again")
@@ -597,6 +781,13 @@ def main() -> None:
                   f"{r['first_third_s_per_million']:.1f} | {r['last_third_s_per_million']:.1f} | {r['partitions']} |")
         print(f"s per million rows, largest / smallest scale: {res[-1]['s_per_million'] / res[0]['s_per_million']:.2f}"
               f" (1.00 = linear) for {res[-1]['rows'] / res[0]['rows']:.1f}x the rows")
+        print("\n| workspaces | WAL MiB per M rows | first third | last third | full-page images per M rows | "
+              "checkpoints |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for r in res:
+            print(f"| {r['workspaces']:,} | {r['wal']['wal_mib_per_million']:,.0f} | "
+                  f"{r['wal_first_third']['wal_mib_per_million']:,.0f} | {r['wal_last_third']['wal_mib_per_million']:,.0f} | "
+                  f"{r['fpi_per_million']:,.0f} | {r['wal']['checkpoints']} |")
     elif args.part == "cluster" and args.report:
         print_cluster(json.loads((out_dir("scale") / "cluster.json").read_text()))
         return
@@ -609,6 +800,9 @@ def main() -> None:
     elif args.part == "features":
         res = [features_scale(n, args.days, args.shards) for n in args.workspaces]
         print_features(res)
+    elif args.part == "publish":
+        res = [publish_scale(n, args.shards[0], args.workers[0]) for n in args.workspaces]
+        print_publish(res)
     else:
         res = [nightly_scale(n, args.days, args.kinds) for n in args.workspaces]
         print_nightly(res)

@@ -13,8 +13,10 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 5. for each prediction kind (`pipelines/kinds.py`: consumption, churn, ...): **plan_<kind>** lists its shards,
    **predict_<kind>** is mapped over them (train, backtest, predict), **finalize_<kind>** merges them,
    tracks the run in MLflow and registers it (champion/challenger);
-6. **publish**: one transaction per prediction set (upsert), then **monitor**: realised accuracy of earlier
-   predictions whose days have now happened, and alerts when it is worse than the backtest promised;
+6. **plan_publish** lists each kind's prediction set in workspace shards; **publish_shard** is mapped over them
+   (one transaction each, upsert); **publish** then moves the champion aliases once every shard committed, and
+   **monitor** scores the realised accuracy of earlier predictions whose days have now happened, and alerts when it
+   is worse than the backtest promised;
 7. **record_run** in `analytics.pipeline_runs`;
 8. **retrain_pending** / **trigger_retrain**: when a kind's drift check, accuracy alert or champion age recorded a
    pending retrain (`analytics.retrain_runs`), trigger `predictive_analytics_retrain` for those kinds, which takes
@@ -23,7 +25,7 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 The `kinds` param runs a subset (e.g. `["churn"]`); the other kinds' tasks return "skipped" at once.
 
 A failed gate or model step stops the run before anything is published, so yesterday's predictions stay
-served. Tasks only pass references (dates, shard ids, store paths, MLflow run ids) through XCom; the work
+served; a failed publish shard leaves its workspaces on yesterday's predictions (and no alias moves). Tasks only pass references (dates, shard ids, store paths, MLflow run ids) through XCom; the work
 is in `pipelines/nightly.py`.
 """
 from __future__ import annotations
@@ -149,10 +151,22 @@ def predictive_analytics_nightly():
         return finalize_step(run_date, kind, list(shards[:]), selected).model_dump(mode="json")
 
     @task
-    def publish(run_date: str, results: list[dict]) -> list[dict]:
+    def plan_publish(results: list[dict]) -> list[dict]:
+        from pipelines.nightly import publish_parts_step
+
+        return publish_parts_step(list(results))
+
+    @task(execution_timeout=timedelta(minutes=60))
+    def publish_shard(part: dict, run_date: str) -> dict:
+        from pipelines.nightly import publish_part_step
+
+        return publish_part_step(run_date, part).model_dump(mode="json")
+
+    @task(trigger_rule="none_failed")  # runs when nothing was publishable (an empty map is skipped)
+    def publish(run_date: str, results: list[dict], parts: list[dict]) -> list[dict]:
         from pipelines.nightly import publish_step
 
-        return [p.model_dump(mode="json") for p in publish_step(run_date, results)]
+        return [p.model_dump(mode="json") for p in publish_step(run_date, results, parts=list(parts[:]) if parts is not None else [])]
 
     @task
     def monitor(run_date: str, published: list[dict]) -> dict:
@@ -205,7 +219,8 @@ def predictive_analytics_nightly():
         parts = predict.override(task_id=f"predict_{kind}").partial(run_date=run_date, kind=kind,
                                                                      selected=selected).expand(shard=shards)
         results.append(finalize.override(task_id=f"finalize_{kind}")(run_date, kind, parts, selected))
-    published = publish(run_date, results)
+    published_parts = publish_shard.partial(run_date=run_date).expand(part=plan_publish(results))
+    published = publish(run_date, results, published_parts)
     recorded = record_run(run_date, published, monitor(run_date, published))
     # an early retrain (drift, accuracy alert): the retrain DAG takes the pending request over
     retrain_pending(recorded) >> trigger_retrain()

@@ -75,16 +75,19 @@ on conflict (kind, run_date) do update set prediction_type = excluded.prediction
 """)
 
 
-def assign_snapshot_arms(conn: sa.Connection, prediction_type: str, as_of: date, share: float, salt: str) -> int:
+def assign_snapshot_arms(conn: sa.Connection, prediction_type: str, as_of: date, share: float, salt: str,
+                         workspaces: list[str] | None = None) -> int:
     """Label the just-taken snapshots of ``as_of`` with each workspace's arm (``core.arms.arm_of`` on the
     workspace id), in the publisher's transaction, so realised accuracy is scored per arm. Returns the rows
-    moved to the challenger arm; with ``share == 0`` every row stays ``champion``."""
-    params = {"type": prediction_type, "as_of": as_of}
+    moved to the challenger arm; with ``share == 0`` every row stays ``champion``. ``workspaces`` (UUIDs): only
+    theirs (one workspace shard of the set)."""
+    params = {"type": prediction_type, "as_of": as_of, "workspaces": workspaces}
+    only = " and (cast(:workspaces as uuid[]) is null or workspace_id = any(cast(:workspaces as uuid[])))"
     ids = conn.execute(sa.text("select distinct workspace_id::text from analytics.prediction_snapshots"
-                               " where prediction_type = :type and as_of_date = :as_of"), params).scalars().all()
+                               " where prediction_type = :type and as_of_date = :as_of" + only), params).scalars().all()
     challengers = [w for w in ids if arm_of(w, share, salt) == CHALLENGER_ARM]
     conn.execute(sa.text("update analytics.prediction_snapshots set arm = :champion where prediction_type = :type"
-                         " and as_of_date = :as_of and arm <> :champion"), {**params, "champion": CHAMPION_ARM})
+                         " and as_of_date = :as_of and arm <> :champion" + only), {**params, "champion": CHAMPION_ARM})
     if not challengers:
         return 0
     return conn.execute(sa.text(

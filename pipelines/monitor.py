@@ -47,6 +47,7 @@ where prediction_type = :type and as_of_date = :as_of and (dimension = :total or
   and granularity = any(cast(:granularities as text[]))
   and (cardinality(cast(:metrics as text[])) = 0 or target_metric = any(cast(:metrics as text[])))
   and scenario = 'likely' and prediction_date - as_of_date = any(:horizons)
+  and (cast(:workspaces as uuid[]) is null or workspace_id = any(cast(:workspaces as uuid[])))
 on conflict (workspace_id, prediction_type, target_metric, dimension, granularity, scenario, prediction_date,
              prediction_hour, as_of_date) do update set
     days_ahead = excluded.days_ahead, predicted_value = excluded.predicted_value,
@@ -71,13 +72,14 @@ def snapshot_scope(kind: object) -> SnapshotScope:
 
 
 def snapshot_predictions(conn: sa.Connection, prediction_type: str, as_of: date,
-                         scope: SnapshotScope | None = None) -> int:
-    """Keep the monitored horizons of a just-published prediction set (in the publisher's transaction)."""
+                         scope: SnapshotScope | None = None, workspaces: list[str] | None = None) -> int:
+    """Keep the monitored horizons of a just-published prediction set (in the publisher's transaction);
+    ``workspaces`` (UUIDs): only theirs (one workspace shard of the set)."""
     scope = scope or SnapshotScope()
     return conn.execute(_SNAPSHOT, {"type": prediction_type, "as_of": as_of, "total": TOTAL,
                                     "horizons": list(SNAPSHOT_HORIZONS), "all_dimensions": scope.all_dimensions,
                                     "granularities": list(scope.granularities),
-                                    "metrics": list(scope.metrics)}).rowcount
+                                    "metrics": list(scope.metrics), "workspaces": workspaces}).rowcount
 
 
 def prune_snapshots(engine: Engine, run_date: date, keep_days: int) -> int:

@@ -5,7 +5,8 @@ calls them in order without Airflow (``pae run --date D``). Steps exchange refer
 numbers, paths (under ``data_dir``, or URIs under ``runs_root`` with ``storage_uri`` set: ``pipelines.results``)
 and MLflow run ids; data stays in the stores. Every step records itself
 in ``analytics.pipeline_runs``. Nothing is published before every gate and model step has succeeded, and
-publishing is one transaction per prediction set, so a failed run leaves the previous predictions served.
+publishing is one transaction per prediction set and workspace shard, so a failed run leaves the previous
+predictions served (a failed shard: its workspaces' previous predictions; each workspace's rows are one run's).
 """
 from __future__ import annotations
 
@@ -245,45 +246,112 @@ def _record_registration(engine, kind: str, d: date, result: KindResult) -> None
                         reason=promotion.get("reason") or "", figures=promotion)
 
 
-def publish_step(run_date: str, results: list[KindResult | dict], settings: Settings | None = None) -> list[PublishResult]:
-    """Publish each kind's prediction set in its own transaction (the one publisher, ``pipelines.publish``).
+def publish_parts_step(results: list[KindResult | dict], settings: Settings | None = None) -> list[dict]:
+    """What ``publish_part_step`` is mapped over: each publishable kind's set in ``settings.shards`` workspace shards
+    (a kind with extra sets, e.g. agent errors' alerts, in one: they are published with it, in one transaction)."""
+    settings = settings or get_settings()
+    parts = []
+    for r in (KindResult.model_validate(x) for x in results):
+        if r.publishable:
+            n = _publish_shards(r, settings)
+            ref = r.model_dump(mode="json", include={"kind", "status", "publish_to", "prediction_type", "frame_path",
+                                                     "extra_sets"})
+            parts += [{"result": ref, "shard": k, "shards": n} for k in range(n)]
+    return parts
 
-    After a kind's transaction commits, the ``champion`` alias moves to the version its decisions earned
-    (``pipelines.registry.apply_published``): never before its predictions are served.
-    """
+
+def _publish_shards(result: KindResult, settings: Settings) -> int:
+    return 1 if result.extra_sets else settings.shards
+
+
+def _shard_frame(path, shard: int, shards: int):
+    """One workspace shard's rows of a kind's prediction frame (``core.shards``: the hash every step splits by)."""
+    from core.shards import shard_rows
+    from core.storage import read_parquet
+
+    return shard_rows(read_parquet(path), shard, shards).to_pandas()
+
+
+def publish_part_step(run_date: str, part: dict, settings: Settings | None = None) -> PublishResult:
+    """Publish one workspace shard of one kind's prediction set in one transaction (the one publisher,
+    ``pipelines.publish``): its workspaces' rows are replaced, their monitored horizons snapshotted and labelled
+    with their A/B arm. A re-run gives the same rows; a failure leaves the shard's workspaces on their previous
+    predictions, every workspace's rows come from one run."""
     from pipelines.ab import assign_snapshot_arms
     from pipelines.kinds import get_kind
     from pipelines.monitor import snapshot_predictions, snapshot_scope
-    from pipelines.publish import publish_churn_scores, publish_extra, publish_predictions
+    from pipelines.publish import publish_churn_scores, publish_extra, publish_predictions, workspace_uuids
+
+    settings, engine = _ctx(settings)
+    d = date.fromisoformat(run_date)
+    result, shard, shards = KindResult.model_validate(part["result"]), int(part["shard"]), int(part["shards"])
+    with recorded_step(engine, f"publish_{result.kind}_{shard}", d) as rec:
+        frame = _shard_frame(settings.storage_path(result.frame_path), shard, shards)
+        whole = shards == 1
+        with engine.begin() as conn:
+            if result.publish_to == "predictions":
+                stats = publish_predictions(conn, frame, result.prediction_type, d)
+                workspaces = None if whole else workspace_uuids(frame)
+                snapshot_predictions(conn, result.prediction_type, d,  # horizons kept for monitoring
+                                     snapshot_scope(get_kind(result.kind)), workspaces)
+                assign_snapshot_arms(conn, result.prediction_type, d, settings.ab_challenger_share,
+                                     settings.ab_salt, workspaces)
+            else:
+                stats = publish_churn_scores(conn, frame, d, whole_set=whole)
+            extra = {name: publish_extra(conn, name, read_frame(settings.storage_path(path)), d)  # same txn
+                     for name, path in result.extra_sets.items()}
+        out = PublishResult(kind=result.kind, status=RunStatus.SUCCESS, extra=extra, **stats)
+        rec.row_counts = {"rows": out.rows, "changed": out.changed, "deleted_stale": out.deleted_stale}
+        rec.details = {"shard": shard, "shards": shards, **out.model_dump(mode="json")}
+    return out
+
+
+def publish_step(run_date: str, results: list[KindResult | dict], settings: Settings | None = None,
+                 parts: list[PublishResult | dict] | None = None) -> list[PublishResult]:
+    """Complete the publishing of each kind's prediction set after its shards (``publish_part_step``; run here, one
+    after another, when ``parts`` is None) committed: sums their counts, drops the churn scores of workspaces the
+    set no longer has, and moves the ``champion`` alias to the version its decisions earned
+    (``pipelines.registry.apply_published``): never before every shard of its predictions is served.
+    """
+    from pipelines.publish import drop_unscored_workspaces
     from pipelines.registry import apply_published
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
+    kinds = [KindResult.model_validate(r) for r in results]
+    if parts is None:
+        parts = [publish_part_step(run_date, p, settings) for p in publish_parts_step(kinds, settings)]
+    by_kind: dict[str, list[PublishResult]] = {}
+    for p in (PublishResult.model_validate(p) for p in parts):
+        by_kind.setdefault(p.kind, []).append(p)
     out: list[PublishResult] = []
     champions: dict[str, dict] = {}
     with recorded_step(engine, "publish", d) as rec:
-        for result in (KindResult.model_validate(r) for r in results):
+        for result in kinds:
             if not result.publishable:
                 out.append(PublishResult(kind=result.kind, status=result.status, reason=result.reason))
                 continue
-            frame = read_frame(settings.storage_path(result.frame_path))
-            with engine.begin() as conn:
-                if result.publish_to == "predictions":
-                    stats = publish_predictions(conn, frame, result.prediction_type, d)
-                    snapshot_predictions(conn, result.prediction_type, d,  # horizons kept for monitoring
-                                         snapshot_scope(get_kind(result.kind)))
-                    assign_snapshot_arms(conn, result.prediction_type, d, settings.ab_challenger_share,
-                                         settings.ab_salt)
-                else:
-                    stats = publish_churn_scores(conn, frame, d)
-                extra = {name: publish_extra(conn, name, read_frame(settings.storage_path(path)), d)  # same txn
-                         for name, path in result.extra_sets.items()}
-            out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS, extra=extra, **stats))
+            shard_results = by_kind.get(result.kind, [])
+            if len(shard_results) != _publish_shards(result, settings):
+                raise RuntimeError(f"{result.kind}: {len(shard_results)} published shard(s), expected "
+                                   f"{_publish_shards(result, settings)}; nothing to complete")
+            sharded_churn = result.publish_to != "predictions" and len(shard_results) > 1
+            served = read_frame(settings.storage_path(result.frame_path),  # narrow reads
+                                columns=["model_version", *(["workspace_id"] if sharded_churn else [])])
+            deleted = 0
+            if sharded_churn:
+                with engine.begin() as conn:
+                    deleted = drop_unscored_workspaces(conn, served["workspace_id"], d)
+            out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS,
+                                     rows=sum(p.rows for p in shard_results),
+                                     changed=sum(p.changed for p in shard_results),
+                                     deleted_stale=deleted + sum(p.deleted_stale for p in shard_results),
+                                     extra={k: v for p in shard_results for k, v in p.extra.items()}))
             model_name = _model_name(result)
-            if model_name and result.model_version:  # committed: the alias may move now
-                served = frame["model_version"].dropna().astype(str).unique() if "model_version" in frame else ()
+            if model_name and result.model_version:  # every shard committed: the alias may move now
+                versions = served["model_version"].dropna().astype(str).unique()
                 champions[result.kind] = apply_published(engine, settings, model_name=model_name,
-                                                         version=str(result.model_version), served_versions=served)
+                                                         version=str(result.model_version), served_versions=versions)
         rec.row_counts = {p.kind: p.rows for p in out}
         rec.details = {"published": [p.model_dump(mode="json") for p in out], "champions": champions}
     return out

@@ -71,6 +71,10 @@ CHURN = PublishTarget(
     key=("workspace_id", "user_id", "prediction_date"),
     scope="t.prediction_date = :as_of",
 )
+# One workspace shard of the churn scores (``pipelines.nightly.publish_part_step``): the set's workspaces only;
+# ``drop_unscored_workspaces`` then removes the as-of rows of workspaces no longer scored at all.
+CHURN_SHARD = replace(CHURN, scope="t.prediction_date = :as_of"
+                                   " and t.workspace_id in (select distinct workspace_id from stage_rows)")
 
 
 def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
@@ -179,9 +183,14 @@ def publish_on_demand_predictions(conn: sa.Connection, frame: pd.DataFrame, pred
     return replace_set(conn, ON_DEMAND_PREDICTIONS, rows, {"type": prediction_type, "as_of": as_of})
 
 
+def _json_default(value):
+    return value.tolist() if isinstance(value, np.ndarray) else float(value)
+
+
 def _json(value) -> str:
-    """JSON text for a JSONB column (already-encoded text is kept as is)."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=float)
+    """JSON text for a JSONB column (already-encoded text is kept as is; arrays, e.g. lists read back from
+    Parquet, as lists)."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=_json_default)
 
 
 def churn_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -207,9 +216,25 @@ def churn_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame, as_of: date) -> dict:
-    """Replace the churn scores of ``as_of``; users no longer scored for ``as_of`` are removed."""
-    return replace_set(conn, CHURN, churn_rows(frame), {"as_of": as_of})
+def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame, as_of: date, whole_set: bool = True) -> dict:
+    """Replace the churn scores of ``as_of``; users no longer scored for ``as_of`` are removed. ``whole_set=False``
+    (a workspace shard of the set): only the frame's workspaces' scores are replaced."""
+    return replace_set(conn, CHURN if whole_set else CHURN_SHARD, churn_rows(frame), {"as_of": as_of})
+
+
+def drop_unscored_workspaces(conn: sa.Connection, workspace_ids: pd.Series, as_of: date) -> int:
+    """After a churn set was published in workspace shards: delete the ``as_of`` scores of workspaces that are not
+    in the set (``workspace_ids``, source ids) at all, as publishing the whole set at once would have."""
+    ids = sorted(_uuids(workspace_ids.astype(str).drop_duplicates(), "workspace"))
+    return conn.execute(sa.text(
+        "delete from analytics.churn_predictions t where t.prediction_date = :as_of and not exists"
+        " (select 1 from unnest(cast(:ids as uuid[])) as s(workspace_id) where s.workspace_id = t.workspace_id)"),
+        {"as_of": as_of, "ids": ids}).rowcount
+
+
+def workspace_uuids(frame: pd.DataFrame) -> list[str]:
+    """The distinct workspace ids of a frame (source ids) as the UUIDs the published rows carry."""
+    return sorted(_uuids(frame["workspace_id"].astype(str).drop_duplicates(), "workspace"))
 
 
 AGENT_ERROR_ALERTS = PublishTarget(

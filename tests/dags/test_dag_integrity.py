@@ -50,11 +50,15 @@ def test_task_structure(dagbag):
     kinds = sorted(kind_names())  # every kind in pipelines/kinds.py gets its chain
     assert {"consumption", "churn", "growth", "agent_errors"} <= set(kinds)
     assert down["validate_features"] == sorted([f"{s}_{k}" for k in kinds for s in ("plan", "predict", "finalize")])
-    for k in kinds:  # one plan -> mapped predict -> finalize chain per prediction kind, all into publish
+    for k in kinds:  # one plan -> mapped predict -> finalize chain per prediction kind, all into publishing
         assert down[f"plan_{k}"] == [f"predict_{k}"]
         assert down[f"predict_{k}"] == [f"finalize_{k}"]
-        assert down[f"finalize_{k}"] == ["publish"]
+        assert down[f"finalize_{k}"] == ["plan_publish", "publish"]
         assert type(dag.get_task(f"predict_{k}")).__name__.endswith("MappedOperator")  # mapped over shards
+    # plan -> publish_shard mapped over (kind, workspace shard) -> publish, which completes them
+    assert down["plan_publish"] == ["publish_shard"] and down["publish_shard"] == ["publish"]
+    assert type(dag.get_task("publish_shard")).__name__.endswith("MappedOperator")
+    assert dag.get_task("publish").trigger_rule == "none_failed"
     assert down["publish"] == ["monitor", "record_run"] and down["monitor"] == ["record_run"]
     assert sorted(dag.params["kinds"]) == kinds
 
