@@ -19,14 +19,20 @@ def in_shard(workspace_ids: Iterable, shard: int, n_shards: int) -> np.ndarray:
     return np.fromiter((shard_of(str(w), n_shards) == shard for w in ids), dtype=bool, count=len(ids))
 
 
+def shard_members(column, shard: int, n_shards: int) -> list:
+    """The distinct ids of an Arrow array or column that fall in ``shard`` (each id hashed once, not each row)."""
+    import pyarrow.compute as pc
+
+    ids = pc.unique(column).to_pylist()
+    return [w for w, inside in zip(ids, in_shard(ids, shard, n_shards)) if inside and w is not None]
+
+
 def shard_rows(table, shard: int, n_shards: int, column: str = "workspace_id"):
-    """The rows of an Arrow table whose ``column`` (a workspace id) falls in ``shard`` (hashing each distinct id
-    once, not each row)."""
+    """The rows of an Arrow table whose ``column`` (a workspace id) falls in ``shard``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if n_shards == 1:
         return table
-    ids = pc.unique(table.column(column)).to_pylist()
-    keep = [w for w, inside in zip(ids, in_shard(ids, shard, n_shards)) if inside and w is not None]
+    keep = shard_members(table.column(column), shard, n_shards)
     return table.filter(pc.is_in(table.column(column), value_set=pa.array(keep, type=table.schema.field(column).type)))

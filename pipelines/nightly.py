@@ -265,11 +265,19 @@ def _publish_shards(result: KindResult, settings: Settings) -> int:
 
 
 def _shard_frame(path, shard: int, shards: int):
-    """One workspace shard's rows of a kind's prediction frame (``core.shards``: the hash every step splits by)."""
-    from core.shards import shard_rows
-    from core.storage import read_parquet
+    """One workspace shard's rows of a kind's prediction frame (``core.shards``: the hash every step splits by),
+    read row group by row group: a shard task holds its part, not the whole set."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    return shard_rows(read_parquet(path), shard, shards).to_pandas()
+    from core.shards import shard_members
+    from core.storage import read_frame, read_parquet
+
+    if shards == 1:
+        return read_frame(path)
+    ids = read_parquet(path, columns=["workspace_id"]).column("workspace_id")
+    keep = pa.array(shard_members(ids, shard, shards), type=ids.type)
+    return read_parquet(path, filters=pc.field("workspace_id").isin(keep)).to_pandas()
 
 
 def publish_part_step(run_date: str, part: dict, settings: Settings | None = None) -> PublishResult:
