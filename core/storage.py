@@ -151,6 +151,21 @@ def read_parquet(path: StoragePath, columns: list[str] | None = None, filters=No
     return pq.read_table(path, columns=columns, filters=filters)
 
 
+def iter_parquet(path: StoragePath, filters=None, batch_rows: int = 200_000):
+    """A Parquet file's rows (those matching ``filters``, a ``pyarrow.compute`` expression) as Arrow tables of at
+    most ``batch_rows`` rows, read row group by row group: a large file is never in memory at once."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    if isinstance(path, RemotePath):
+        dataset = ds.dataset(path.key, format="parquet", filesystem=path.arrow_fs)
+    else:
+        dataset = ds.dataset(str(path), format="parquet")
+    for batch in dataset.to_batches(filter=filters, batch_size=batch_rows):
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])
+
+
 def parquet_metadata(path: StoragePath):
     """A Parquet file's footer (``pyarrow.parquet.FileMetaData``: rows, schema), without reading its data."""
     import pyarrow.parquet as pq

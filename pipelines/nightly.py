@@ -264,20 +264,24 @@ def _publish_shards(result: KindResult, settings: Settings) -> int:
     return 1 if result.extra_sets else settings.shards
 
 
-def _shard_frame(path, shard: int, shards: int):
-    """One workspace shard's rows of a kind's prediction frame (``core.shards``: the hash every step splits by),
-    read row group by row group: a shard task holds its part, not the whole set."""
+def _shard_chunks(path, shard: int, shards: int) -> tuple[object, list[str] | None]:
+    """One workspace shard's rows of a kind's prediction frame (``core.shards``: the hash every step splits by) as
+    pandas chunks, read row group by row group (a task never holds the whole set, nor its whole part), and the
+    shard's workspace UUIDs (None for the whole set)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from core.shards import shard_members
-    from core.storage import read_frame, read_parquet
+    from core.storage import iter_parquet, read_parquet
+    from pipelines.publish import workspace_uuids
 
-    if shards == 1:
-        return read_frame(path)
-    ids = read_parquet(path, columns=["workspace_id"]).column("workspace_id")
-    keep = pa.array(shard_members(ids, shard, shards), type=ids.type)
-    return read_parquet(path, filters=pc.field("workspace_id").isin(keep)).to_pandas()
+    only, workspaces = None, None
+    if shards > 1:
+        ids = read_parquet(path, columns=["workspace_id"]).column("workspace_id")
+        members = shard_members(ids, shard, shards)
+        only = pc.field("workspace_id").isin(pa.array(members, type=ids.type))
+        workspaces = workspace_uuids(members)
+    return (t.to_pandas() for t in iter_parquet(path, only)), workspaces
 
 
 def publish_part_step(run_date: str, part: dict, settings: Settings | None = None) -> PublishResult:
@@ -288,24 +292,22 @@ def publish_part_step(run_date: str, part: dict, settings: Settings | None = Non
     from pipelines.ab import assign_snapshot_arms
     from pipelines.kinds import get_kind
     from pipelines.monitor import snapshot_predictions, snapshot_scope
-    from pipelines.publish import publish_churn_scores, publish_extra, publish_predictions, workspace_uuids
+    from pipelines.publish import publish_churn_scores, publish_extra, publish_predictions
 
     settings, engine = _ctx(settings)
     d = date.fromisoformat(run_date)
     result, shard, shards = KindResult.model_validate(part["result"]), int(part["shard"]), int(part["shards"])
     with recorded_step(engine, f"publish_{result.kind}_{shard}", d) as rec:
-        frame = _shard_frame(settings.storage_path(result.frame_path), shard, shards)
-        whole = shards == 1
+        chunks, workspaces = _shard_chunks(settings.storage_path(result.frame_path), shard, shards)
         with engine.begin() as conn:
             if result.publish_to == "predictions":
-                stats = publish_predictions(conn, frame, result.prediction_type, d)
-                workspaces = None if whole else workspace_uuids(frame)
+                stats = publish_predictions(conn, chunks, result.prediction_type, d)
                 snapshot_predictions(conn, result.prediction_type, d,  # horizons kept for monitoring
                                      snapshot_scope(get_kind(result.kind)), workspaces)
                 assign_snapshot_arms(conn, result.prediction_type, d, settings.ab_challenger_share,
                                      settings.ab_salt, workspaces)
             else:
-                stats = publish_churn_scores(conn, frame, d, whole_set=whole)
+                stats = publish_churn_scores(conn, chunks, d, whole_set=shards == 1)
             extra = {name: publish_extra(conn, name, read_frame(settings.storage_path(path)), d)  # same txn
                      for name, path in result.extra_sets.items()}
         out = PublishResult(kind=result.kind, status=RunStatus.SUCCESS, extra=extra, **stats)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -85,8 +86,14 @@ def _copy(conn: sa.Connection, table: str, frame: pd.DataFrame) -> None:
         cur.copy_expert(f"copy {table} ({', '.join(frame.columns)}) from stdin with (format csv, null '\\N')", buf)
 
 
-def stage_rows(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame) -> None:
-    """``rows`` in the temp table ``stage_rows`` (dropped at commit), indexed on the staged key and analyzed.
+def _chunks(rows) -> Iterable[pd.DataFrame]:
+    return [rows] if isinstance(rows, pd.DataFrame) else rows
+
+
+def stage_rows(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame | Iterable[pd.DataFrame]) -> int:
+    """``rows`` (one frame, or chunks copied one after another, so a large set is never in memory at once) in the
+    temp table ``stage_rows`` (dropped at commit), indexed on the staged key and analyzed; returns the rows staged.
+    Duplicate keys, also across chunks, are an error (the unique index refuses them).
 
     The index keeps the stale-row delete's anti-join linear whatever the planner believes: with the target
     table's statistics stale (e.g. a night after the first publish, before autovacuum analyzed it) it chose a
@@ -95,9 +102,19 @@ def stage_rows(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame) -
     staged_key = [c for c in target.key if c in target.stage]
     columns = ", ".join(f"{c} {t}" for c, t in target.stage.items())
     conn.execute(sa.text(f"create temp table stage_rows ({columns}) on commit drop"))
-    _copy(conn, "stage_rows", rows[list(target.stage)])
-    conn.execute(sa.text(f"create unique index on stage_rows ({', '.join(staged_key)})"))
+    n = 0
+    for chunk in _chunks(rows):
+        if chunk.duplicated(staged_key).any():  # named here; across chunks, the unique index below refuses them
+            raise ValueError(f"{target.table}: prediction set has duplicate keys {staged_key}")
+        _copy(conn, "stage_rows", chunk[list(target.stage)])
+        n += len(chunk)
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text(f"create unique index on stage_rows ({', '.join(staged_key)})"))
+    except sa.exc.IntegrityError:
+        raise ValueError(f"{target.table}: prediction set has duplicate keys {staged_key}") from None
     conn.execute(sa.text("analyze stage_rows"))
+    return n
 
 
 def stale_rows_delete(target: PublishTarget, scope: str) -> str:
@@ -107,20 +124,25 @@ def stale_rows_delete(target: PublishTarget, scope: str) -> str:
             f" and not exists (select 1 from stage_rows s where {same_key})")
 
 
-def replace_set(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame, params: dict) -> dict:
-    """Replace ``target``'s rows in scope with ``rows`` (columns ``target.stage``), in ``conn``'s transaction."""
-    staged_key = [c for c in target.key if c in target.stage]
-    if rows.duplicated(staged_key).any():
-        raise ValueError(f"{target.table}: prediction set has duplicate keys {staged_key}")
+def replace_set(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame | Iterable[pd.DataFrame],
+                params: dict) -> dict:
+    """Replace ``target``'s rows in scope with ``rows`` (columns ``target.stage``; one frame or chunks), in
+    ``conn``'s transaction."""
     scope = target.scope
+
+    def owned(chunks):
+        for chunk in chunks:
+            foreign = sorted(set(chunk["scenario"]) - set(target.scenarios))
+            if foreign:
+                raise ValueError(f"{target.table}: rows of scenario(s) {foreign} are not this target's; it publishes "
+                                 f"{list(target.scenarios)}")
+            yield chunk
+
     if target.scenarios:
-        foreign = sorted(set(rows["scenario"]) - set(target.scenarios))
-        if foreign:
-            raise ValueError(f"{target.table}: rows of scenario(s) {foreign} are not this target's; it publishes "
-                             f"{list(target.scenarios)}")
+        rows = owned(_chunks(rows))
         scope += " and t.scenario = any(cast(:owned_scenarios as text[]))"
         params = {**params, "owned_scenarios": list(target.scenarios)}
-    stage_rows(conn, target, rows)
+    n = stage_rows(conn, target, rows)
     deleted = conn.execute(sa.text(stale_rows_delete(target, scope)), params).rowcount
     insert_cols = [*target.stage, *target.constants]
     select_cols = [*target.stage, *target.constants.values()]
@@ -133,7 +155,7 @@ def replace_set(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame, 
         f" where ({', '.join(f't.{c}' for c in values)})"
         f" is distinct from ({', '.join(f'excluded.{c}' for c in values)})"), params).rowcount
     conn.execute(sa.text("drop table stage_rows"))
-    return {"rows": len(rows), "changed": changed, "deleted_stale": deleted}
+    return {"rows": n, "changed": changed, "deleted_stale": deleted}
 
 
 def _uuids(ids: pd.Series, kind: str) -> pd.Series:
@@ -159,9 +181,12 @@ def prediction_rows(frame: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return df
 
 
-def publish_predictions(conn: sa.Connection, frame: pd.DataFrame, prediction_type: str, as_of: date) -> dict:
-    """Replace ``prediction_type``'s future rows (``prediction_date > as_of``) of the frame's workspaces."""
-    return replace_set(conn, PREDICTIONS, prediction_rows(frame, as_of), {"type": prediction_type, "as_of": as_of})
+def publish_predictions(conn: sa.Connection, frame: pd.DataFrame | Iterable[pd.DataFrame], prediction_type: str,
+                        as_of: date) -> dict:
+    """Replace ``prediction_type``'s future rows (``prediction_date > as_of``) of the frame's workspaces (one frame,
+    or the set in chunks)."""
+    return replace_set(conn, PREDICTIONS, (prediction_rows(f, as_of) for f in _chunks(frame)),
+                       {"type": prediction_type, "as_of": as_of})
 
 
 # On-demand jobs (pipelines/jobs/): the same rows under their own scenario (ON_DEMAND_SCENARIO), replacing only
@@ -216,10 +241,13 @@ def churn_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame, as_of: date, whole_set: bool = True) -> dict:
-    """Replace the churn scores of ``as_of``; users no longer scored for ``as_of`` are removed. ``whole_set=False``
-    (a workspace shard of the set): only the frame's workspaces' scores are replaced."""
-    return replace_set(conn, CHURN if whole_set else CHURN_SHARD, churn_rows(frame), {"as_of": as_of})
+def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame | Iterable[pd.DataFrame], as_of: date,
+                         whole_set: bool = True) -> dict:
+    """Replace the churn scores of ``as_of`` (one frame, or the set in chunks); users no longer scored for ``as_of``
+    are removed. ``whole_set=False`` (a workspace shard of the set): only the frame's workspaces' scores are
+    replaced."""
+    return replace_set(conn, CHURN if whole_set else CHURN_SHARD, (churn_rows(f) for f in _chunks(frame)),
+                       {"as_of": as_of})
 
 
 def drop_unscored_workspaces(conn: sa.Connection, workspace_ids: pd.Series, as_of: date) -> int:
@@ -232,9 +260,9 @@ def drop_unscored_workspaces(conn: sa.Connection, workspace_ids: pd.Series, as_o
         {"as_of": as_of, "ids": ids}).rowcount
 
 
-def workspace_uuids(frame: pd.DataFrame) -> list[str]:
-    """The distinct workspace ids of a frame (source ids) as the UUIDs the published rows carry."""
-    return sorted(_uuids(frame["workspace_id"].astype(str).drop_duplicates(), "workspace"))
+def workspace_uuids(workspace_ids) -> list[str]:
+    """Distinct workspace ids (source ids) as the UUIDs the published rows carry."""
+    return sorted(_uuids(pd.Series(list(workspace_ids), dtype=object).astype(str).drop_duplicates(), "workspace"))
 
 
 AGENT_ERROR_ALERTS = PublishTarget(

@@ -99,7 +99,7 @@ def test_sharded_churn_drops_workspaces_no_longer_scored(clean_db, settings):
     assert published["consumption"].changed == 54  # every forecast value moved by 1.0
     from pipelines.publish import workspace_uuids
 
-    gone_ids = set(workspace_uuids(pd.DataFrame({"workspace_id": gone})))
+    gone_ids = set(workspace_uuids(gone))
     assert not {str(r.workspace_id) for r in rows["churn_predictions"]} & gone_ids
 
 
@@ -116,3 +116,39 @@ def test_an_empty_shard_publishes_nothing_and_touches_nothing(clean_db, settings
     results = _results(settings, _forecast().query("workspace_id in @one"), _churn(one))
     published = _publish(settings, results, 8)  # most of the 8 shards hold none of these workspaces
     assert {p.kind: p.rows for p in published} == {"consumption": 6 * len(one), "churn": 3 * len(one), "growth": 0}
+
+
+def test_a_set_in_chunks_equals_the_set_at_once(clean_db):
+    """A shard task stages its rows chunk by chunk (``core.storage.iter_parquet``): the same rows as one frame;
+    a key repeated in two chunks is refused like one repeated in a frame, and nothing is published."""
+    from pipelines.publish import publish_predictions
+
+    frame = _forecast()
+    with clean_db.begin() as conn:
+        publish_predictions(conn, frame, "credit_consumption", AS_OF)
+    whole = _values(_tables(clean_db))
+    with clean_db.begin() as conn:
+        conn.execute(sa.text("truncate analytics.predictions"))
+    with clean_db.begin() as conn:
+        stats = publish_predictions(conn, (frame.iloc[i:i + 10] for i in range(0, len(frame), 10)),
+                                    "credit_consumption", AS_OF)
+    assert stats["rows"] == len(frame) and _values(_tables(clean_db)) == whole
+    with pytest.raises(ValueError, match="duplicate keys"):
+        with clean_db.begin() as conn:
+            publish_predictions(conn, iter([frame.assign(predicted_value=1.0), frame.iloc[:1]]),
+                                "credit_consumption", AS_OF)
+    assert _values(_tables(clean_db)) == whole  # rolled back
+
+
+def test_iter_parquet_reads_a_filtered_part_in_bounded_chunks(tmp_path):
+    import pyarrow.compute as pc
+
+    from core.storage import iter_parquet
+
+    frame = _forecast()
+    frame.to_parquet(tmp_path / "f.parquet", row_group_size=16)
+    chunks = list(iter_parquet(tmp_path / "f.parquet", pc.field("workspace_id").isin(["ws-1", "ws-4"]), batch_rows=5))
+    assert chunks and max(c.num_rows for c in chunks) <= 5
+    got = pd.concat([c.to_pandas() for c in chunks], ignore_index=True)
+    want = frame[frame["workspace_id"].isin(["ws-1", "ws-4"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
