@@ -316,6 +316,15 @@ def publish_part_step(run_date: str, part: dict, settings: Settings | None = Non
     return out
 
 
+def _distinct(path, column: str) -> list:
+    """The distinct values of one column of a Parquet file (a narrow read, counted in Arrow)."""
+    import pyarrow.compute as pc
+
+    from core.storage import read_parquet
+
+    return pc.unique(read_parquet(path, columns=[column]).column(column)).to_pylist()
+
+
 def publish_step(run_date: str, results: list[KindResult | dict], settings: Settings | None = None,
                  parts: list[PublishResult | dict] | None = None) -> list[PublishResult]:
     """Complete the publishing of each kind's prediction set after its shards (``publish_part_step``; run here, one
@@ -345,13 +354,11 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
             if len(shard_results) != _publish_shards(result, settings):
                 raise RuntimeError(f"{result.kind}: {len(shard_results)} published shard(s), expected "
                                    f"{_publish_shards(result, settings)}; nothing to complete")
-            sharded_churn = result.publish_to != "predictions" and len(shard_results) > 1
-            served = read_frame(settings.storage_path(result.frame_path),  # narrow reads
-                                columns=["model_version", *(["workspace_id"] if sharded_churn else [])])
+            path = settings.storage_path(result.frame_path)
             deleted = 0
-            if sharded_churn:
+            if result.publish_to != "predictions" and len(shard_results) > 1:
                 with engine.begin() as conn:
-                    deleted = drop_unscored_workspaces(conn, served["workspace_id"], d)
+                    deleted = drop_unscored_workspaces(conn, _distinct(path, "workspace_id"), d)
             out.append(PublishResult(kind=result.kind, status=RunStatus.SUCCESS,
                                      rows=sum(p.rows for p in shard_results),
                                      changed=sum(p.changed for p in shard_results),
@@ -359,7 +366,7 @@ def publish_step(run_date: str, results: list[KindResult | dict], settings: Sett
                                      extra={k: v for p in shard_results for k, v in p.extra.items()}))
             model_name = _model_name(result)
             if model_name and result.model_version:  # every shard committed: the alias may move now
-                versions = served["model_version"].dropna().astype(str).unique()
+                versions = [str(v) for v in _distinct(path, "model_version") if v is not None]
                 champions[result.kind] = apply_published(engine, settings, model_name=model_name,
                                                          version=str(result.model_version), served_versions=versions)
         rec.row_counts = {p.kind: p.rows for p in out}

@@ -250,10 +250,10 @@ def publish_churn_scores(conn: sa.Connection, frame: pd.DataFrame | Iterable[pd.
                        {"as_of": as_of})
 
 
-def drop_unscored_workspaces(conn: sa.Connection, workspace_ids: pd.Series, as_of: date) -> int:
+def drop_unscored_workspaces(conn: sa.Connection, workspace_ids: Iterable, as_of: date) -> int:
     """After a churn set was published in workspace shards: delete the ``as_of`` scores of workspaces that are not
     in the set (``workspace_ids``, source ids) at all, as publishing the whole set at once would have."""
-    ids = sorted(_uuids(workspace_ids.astype(str).drop_duplicates(), "workspace"))
+    ids = workspace_uuids(workspace_ids)
     return conn.execute(sa.text(
         "delete from analytics.churn_predictions t where t.prediction_date = :as_of and not exists"
         " (select 1 from unnest(cast(:ids as uuid[])) as s(workspace_id) where s.workspace_id = t.workspace_id)"),
