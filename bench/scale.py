@@ -386,6 +386,8 @@ def _task_stage(task_id: str) -> str:
     """A nightly or retrain task id as its stage: predict_consumption -> consumption shards."""
     if task_id == "build_features":
         return "features shards"
+    if task_id == "publish_shard":
+        return "publish shards"
     for prefix, suffix in (("predict_", " shards"), ("finalize_", " finalize"), ("plan_", " plan")):
         if task_id.startswith(prefix):
             return task_id[len(prefix):] + suffix
@@ -589,6 +591,8 @@ def _recorded_group(step: str) -> str:
     """A pipeline_runs step name as the stage it belongs to (predict_churn_3 -> churn shards)."""
     if step.startswith("predict_"):
         return step[len("predict_"):].rsplit("_", 1)[0] + " shards"
+    if step.startswith("publish_"):  # publish_<kind>_<shard>
+        return "publish shards"
     if step.startswith("finalize_"):
         return step[len("finalize_"):] + " finalize"
     return {"nightly": "record_run"}.get(step, step)
