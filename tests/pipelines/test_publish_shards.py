@@ -19,6 +19,14 @@ TABLES = {"predictions": "workspace_id, dimension, prediction_date",
           "prediction_snapshots": "workspace_id, dimension, prediction_date"}
 
 
+@pytest.fixture
+def db(clean_db):
+    """``clean_db`` with the snapshots emptied too (other tests' nights leave theirs in the session database)."""
+    with clean_db.begin() as conn:
+        conn.execute(sa.text("truncate " + ", ".join(f"analytics.{t}" for t in TABLES)))
+    return clean_db
+
+
 def _forecast(shift: float = 0.0) -> pd.DataFrame:
     rows = [{"workspace_id": ws, "target_metric": "credits", "dimension": dim,
              "prediction_date": AS_OF + timedelta(days=i), "predicted_value": 10.0 * i + shift,
@@ -69,32 +77,32 @@ def _publish(settings, results, shards: int) -> list:
     return publish_step(AS_OF.isoformat(), results, s, parts=parts)
 
 
-def test_sharded_publish_equals_publishing_each_set_at_once(clean_db, settings):
+def test_sharded_publish_equals_publishing_each_set_at_once(db, settings):
     results = _results(settings, _forecast(), _churn())
     assert len({shard_of(w, 4) for w in WORKSPACES}) > 1  # the shards really split these workspaces
     _publish(settings, results, 1)
-    whole = _values(_tables(clean_db))
+    whole = _values(_tables(db))
     assert {t: len(v) for t, v in whole.items()} == {"predictions": 54, "churn_predictions": 27,
                                                      "prediction_snapshots": 27}
-    with clean_db.begin() as conn:
+    with db.begin() as conn:
         conn.execute(sa.text("truncate " + ", ".join(f"analytics.{t}" for t in TABLES)))
     published = _publish(settings, results, 4)
-    assert _values(_tables(clean_db)) == whole
+    assert _values(_tables(db)) == whole
     by_kind = {p.kind: p for p in published}
     assert (by_kind["consumption"].rows, by_kind["churn"].rows) == (54, 27)
     assert by_kind["growth"].status == RunStatus.INSUFFICIENT_DATA and by_kind["growth"].rows == 0
-    first = _tables(clean_db)
+    first = _tables(db)
     again = {p.kind: p for p in _publish(settings, results, 4)}  # a re-run: nothing changes, ids included
-    assert _tables(clean_db) == first
+    assert _tables(db) == first
     assert again["consumption"].changed == 0 and again["churn"].changed == 0
 
 
-def test_sharded_churn_drops_workspaces_no_longer_scored(clean_db, settings):
+def test_sharded_churn_drops_workspaces_no_longer_scored(db, settings):
     _publish(settings, _results(settings, _forecast(), _churn()), 3)
     gone = WORKSPACES[:2]
     published = {p.kind: p for p in _publish(settings, _results(settings, _forecast(shift=1.0),
                                                                  _churn(WORKSPACES[2:])), 3)}
-    rows = _tables(clean_db)
+    rows = _tables(db)
     assert len(rows["churn_predictions"]) == 21 and published["churn"].deleted_stale == 6
     assert published["consumption"].changed == 54  # every forecast value moved by 1.0
     from pipelines.publish import workspace_uuids
@@ -103,7 +111,7 @@ def test_sharded_churn_drops_workspaces_no_longer_scored(clean_db, settings):
     assert not {str(r.workspace_id) for r in rows["churn_predictions"]} & gone_ids
 
 
-def test_publish_completes_only_with_every_shard(clean_db, settings):
+def test_publish_completes_only_with_every_shard(db, settings):
     results = _results(settings, _forecast(), _churn())
     s = settings.model_copy(update={"shards": 3})
     parts = [publish_part_step(AS_OF.isoformat(), p, s) for p in publish_parts_step(results, s)]
@@ -111,33 +119,33 @@ def test_publish_completes_only_with_every_shard(clean_db, settings):
         publish_step(AS_OF.isoformat(), results, s, parts=parts[1:])
 
 
-def test_an_empty_shard_publishes_nothing_and_touches_nothing(clean_db, settings):
+def test_an_empty_shard_publishes_nothing_and_touches_nothing(db, settings):
     one = [w for w in WORKSPACES if shard_of(w, 8) == shard_of(WORKSPACES[0], 8)]
     results = _results(settings, _forecast().query("workspace_id in @one"), _churn(one))
     published = _publish(settings, results, 8)  # most of the 8 shards hold none of these workspaces
     assert {p.kind: p.rows for p in published} == {"consumption": 6 * len(one), "churn": 3 * len(one), "growth": 0}
 
 
-def test_a_set_in_chunks_equals_the_set_at_once(clean_db):
+def test_a_set_in_chunks_equals_the_set_at_once(db):
     """A shard task stages its rows chunk by chunk (``core.storage.iter_parquet``): the same rows as one frame;
     a key repeated in two chunks is refused like one repeated in a frame, and nothing is published."""
     from pipelines.publish import publish_predictions
 
     frame = _forecast()
-    with clean_db.begin() as conn:
+    with db.begin() as conn:
         publish_predictions(conn, frame, "credit_consumption", AS_OF)
-    whole = _values(_tables(clean_db))
-    with clean_db.begin() as conn:
+    whole = _values(_tables(db))
+    with db.begin() as conn:
         conn.execute(sa.text("truncate analytics.predictions"))
-    with clean_db.begin() as conn:
+    with db.begin() as conn:
         stats = publish_predictions(conn, (frame.iloc[i:i + 10] for i in range(0, len(frame), 10)),
                                     "credit_consumption", AS_OF)
-    assert stats["rows"] == len(frame) and _values(_tables(clean_db)) == whole
+    assert stats["rows"] == len(frame) and _values(_tables(db)) == whole
     with pytest.raises(ValueError, match="duplicate keys"):
-        with clean_db.begin() as conn:
+        with db.begin() as conn:
             publish_predictions(conn, iter([frame.assign(predicted_value=1.0), frame.iloc[:1]]),
                                 "credit_consumption", AS_OF)
-    assert _values(_tables(clean_db)) == whole  # rolled back
+    assert _values(_tables(db)) == whole  # rolled back
 
 
 def test_iter_parquet_reads_a_filtered_part_in_bounded_chunks(tmp_path):
