@@ -141,14 +141,12 @@ def newer(a_ns: int, b_ns: int, remote: bool) -> bool:
     return a_ns >= b_ns if remote and b_ns >= 0 else a_ns > b_ns
 
 
-def read_parquet(path: StoragePath, columns: list[str] | None = None, filters=None) -> pa.Table:
-    """``filters`` (a ``pyarrow.compute`` expression): only the matching rows, filtered row group by row group, so
-    a small part of a large file never holds the whole file in memory."""
+def read_parquet(path: StoragePath, columns: list[str] | None = None) -> pa.Table:
     import pyarrow.parquet as pq
 
     if isinstance(path, RemotePath):
-        return pq.read_table(path.key, columns=columns, filesystem=path.arrow_fs, filters=filters)
-    return pq.read_table(path, columns=columns, filters=filters)
+        return pq.read_table(path.key, columns=columns, filesystem=path.arrow_fs)
+    return pq.read_table(path, columns=columns)
 
 
 def iter_parquet(path: StoragePath, filters=None, batch_rows: int = 200_000):

@@ -25,8 +25,9 @@ Turns the day's usage events into predictions in PostgreSQL, for one date `D` (t
 The `kinds` param runs a subset (e.g. `["churn"]`); the other kinds' tasks return "skipped" at once.
 
 A failed gate or model step stops the run before anything is published, so yesterday's predictions stay
-served; a failed publish shard leaves its workspaces on yesterday's predictions (and no alias moves). Tasks only pass references (dates, shard ids, store paths, MLflow run ids) through XCom; the work
-is in `pipelines/nightly.py`.
+served; a failed publish shard leaves its workspaces on yesterday's predictions (and no alias moves). Tasks only
+pass references (dates, shard ids, store paths, MLflow run ids) through XCom; the work is in
+`pipelines/nightly.py`.
 """
 from __future__ import annotations
 
@@ -166,7 +167,8 @@ def predictive_analytics_nightly():
     def publish(run_date: str, results: list[dict], parts: list[dict]) -> list[dict]:
         from pipelines.nightly import publish_step
 
-        return [p.model_dump(mode="json") for p in publish_step(run_date, results, parts=list(parts[:]) if parts is not None else [])]
+        done = list(parts[:]) if parts is not None else []
+        return [p.model_dump(mode="json") for p in publish_step(run_date, results, parts=done)]
 
     @task
     def monitor(run_date: str, published: list[dict]) -> dict:

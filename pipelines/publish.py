@@ -104,13 +104,10 @@ def stage_rows(conn: sa.Connection, target: PublishTarget, rows: pd.DataFrame | 
     conn.execute(sa.text(f"create temp table stage_rows ({columns}) on commit drop"))
     n = 0
     for chunk in _chunks(rows):
-        if chunk.duplicated(staged_key).any():  # named here; across chunks, the unique index below refuses them
-            raise ValueError(f"{target.table}: prediction set has duplicate keys {staged_key}")
         _copy(conn, "stage_rows", chunk[list(target.stage)])
         n += len(chunk)
-    try:
-        with conn.begin_nested():
-            conn.execute(sa.text(f"create unique index on stage_rows ({', '.join(staged_key)})"))
+    try:  # the failed statement aborts the transaction: nothing of the set is published
+        conn.execute(sa.text(f"create unique index on stage_rows ({', '.join(staged_key)})"))
     except sa.exc.IntegrityError:
         raise ValueError(f"{target.table}: prediction set has duplicate keys {staged_key}") from None
     conn.execute(sa.text("analyze stage_rows"))

@@ -56,8 +56,7 @@ def test_storage_root_and_remote_path_operations(s3_endpoint, tmp_path: Path):
     assert read_parquet(target, columns=["b"]).column_names == ["b"]
     import pyarrow.compute as pc
 
-    assert read_parquet(target, filters=pc.field("a") >= 2).equals(table.slice(1))  # filtered, in the bucket too
-    chunks = list(iter_parquet(target, pc.field("a") != 2, batch_rows=1))
+    chunks = list(iter_parquet(target, pc.field("a") != 2, batch_rows=1))  # filtered, in the bucket too
     assert [c.to_pydict() for c in chunks] == [{"a": [1], "b": ["x"]}, {"a": [3], "b": ["z"]}]
     listed = file_mtimes(root / "x", "month=*/part-0.parquet")
     assert list(listed) == [target] and listed[target] > 0
