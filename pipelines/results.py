@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from core.contracts import RunStatus
-from core.storage import copy_tree
+from core.storage import concat_parquet, copy_tree
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -56,6 +56,19 @@ def shard_frames(refs: list[dict[str, Any]], name: str):
     frames = [pd.read_parquet(p) for p in (Path(r["path"]) / name for r in refs) if p.exists()]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def merge_shard_files(refs: list[dict[str, Any]], name: str, target: Path) -> int:
+    """The shards' ``name`` Parquet files streamed into one at ``target``, one shard in memory at a time (so a
+    merge's memory follows the largest shard, not the platform); returns its rows. No shard file: an empty frame."""
+    sources = [p for p in (Path(r["path"]) / name for r in refs) if p.exists()]
+    if sources:
+        return concat_parquet(sources, target)
+    import pandas as pd
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame().to_parquet(target)
+    return 0
 
 
 class KindResult(BaseModel):

@@ -29,7 +29,7 @@ from pipelines.consumption.artifact import build_artifact
 from pipelines.consumption.forecast import DAILY_METRIC, ensemble_params, forecast_shard
 from pipelines.consumption.tracking import log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
-from pipelines.results import KindResult, ShardResult, shard_frames
+from pipelines.results import KindResult, ShardResult, merge_shard_files, shard_frames
 from pipelines.serving import scored_shards, tag_trained_through, workspaces_by_arm
 
 MODEL_NAME = "pae-credit-consumption"
@@ -79,9 +79,8 @@ class ConsumptionKind:
 
         root = settings.data_dir / "forecasts" / f"as_of={run_date.isoformat()}"
         root.mkdir(parents=True, exist_ok=True)
-        frame = pd.concat([pd.read_parquet(Path(r["path"]) / "forecast.parquet") for r in refs], ignore_index=True)
         frame_path = root / "forecast.parquet"
-        frame.to_parquet(frame_path)
+        rows = merge_shard_files(refs, "forecast.parquet", frame_path)
         versions = refs[0]["versions"]
         drift = nightly_drift_check(settings, engine, run_date, versions["champion"])
         details = {"mode": "scored", "versions": versions, "workspaces_by_arm": workspaces_by_arm(refs),
@@ -92,7 +91,7 @@ class ConsumptionKind:
                    "drift": drift}
         return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="predictions",
                           prediction_type=CREDIT_CONSUMPTION, frame_path=str(frame_path),
-                          model_version=versions.get("champion"), counts={"rows": len(frame)}, details=details)
+                          model_version=versions.get("champion"), counts={"rows": rows}, details=details)
 
     def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
         """Merge trained shards, track the run with its scoring artifact, register and promote the version."""

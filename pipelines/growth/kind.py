@@ -40,7 +40,7 @@ from pipelines.growth.shard import growth_shard, retrain_dir, run_dir, score_sha
 from pipelines.growth.tables import write_records
 from pipelines.growth.tracking import backtest_summary, log_run
 from pipelines.registry import ModelRecord, fingerprint, register_version
-from pipelines.results import KindResult, ShardResult, shard_frames
+from pipelines.results import KindResult, ShardResult, merge_shard_files, shard_frames
 from pipelines.serving import scored_shards, serving_plan, tag_trained_through, workspaces_by_arm
 
 MODEL_NAME = "pae-growth"
@@ -155,9 +155,8 @@ class GrowthKind:
         """Scored shards: the frame as it is (each row with its arm's version), and the records of the date."""
         versions = projected[0]["versions"]
         champion = versions[CHAMPION_ARM]
-        frame = shard_frames(projected, "projection.parquet")
         frame_path = run_dir(settings, as_of) / "projection.parquet"
-        frame.to_parquet(frame_path)
+        rows = merge_shard_files(projected, "projection.parquet", frame_path)
         for part in (milestones, goals):  # goals past due or beyond the range were not projected by any arm
             if len(part):
                 part["model_version"] = (part["model_version"] if "model_version" in part
@@ -173,7 +172,7 @@ class GrowthKind:
                    "note": projected[0].get("plan_note", "")}
         return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="predictions", prediction_type=GROWTH,
                           frame_path=str(frame_path), model_version=champion,
-                          counts={**counts, "rows": len(frame), **{f"records_{k}": v for k, v in written.items()}},
+                          counts={**counts, "rows": rows, **{f"records_{k}": v for k, v in written.items()}},
                           details=details)
 
     def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:

@@ -35,7 +35,7 @@ from pipelines.registry import (
     register_version,
     use_experiment,
 )
-from pipelines.results import KindResult, ShardResult, shard_frames
+from pipelines.results import KindResult, ShardResult, merge_shard_files, shard_frames
 from pipelines.serving import scored_shards, tag_trained_through, workspaces_by_arm
 
 EXPERIMENT = "peak-usage"
@@ -115,9 +115,8 @@ class PeakUsageKind:
     def _finalize_scored(self, settings: Settings, run_date: date, refs: list[dict]) -> KindResult:
         root = settings.data_dir / "peak_usage" / f"as_of={run_date.isoformat()}"
         root.mkdir(parents=True, exist_ok=True)
-        frame = shard_frames(refs, "forecast.parquet")
         frame_path = root / "forecast.parquet"
-        frame.to_parquet(frame_path)
+        rows = merge_shard_files(refs, "forecast.parquet", frame_path)
         versions = refs[0]["versions"]
         unknown: dict[str, int] = {}
         for r in refs:
@@ -130,7 +129,7 @@ class PeakUsageKind:
                    "scoring_seconds": round(sum(r.get("seconds", 0) for r in refs), 1)}
         return KindResult(kind=self.name, status=RunStatus.SUCCESS, publish_to="predictions", prediction_type=PEAK_USAGE,
                           frame_path=str(frame_path), model_version=versions.get(CHAMPION_ARM),
-                          metrics={"alert_hours": alert_hours}, counts={"rows": len(frame)}, details=details)
+                          metrics={"alert_hours": alert_hours}, counts={"rows": rows}, details=details)
 
     def finalize_training(self, settings: Settings, engine: Engine, run_date: date, refs: list[dict]) -> KindResult:
         """Merge trained shards, track the run with its scoring artifact, register the version with its decision.
