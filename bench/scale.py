@@ -102,22 +102,59 @@ def generated(n: int, days: int) -> tuple[Path, dict]:
     return folder, info["result"]
 
 
-def _load_files(url: str, files: list[str], rejects: str) -> list[dict]:
+def _load_files(url: str, calls: list[list[str]], rejects: str, batch_rows: int) -> list[dict]:
+    """One ``load_events`` call (one transaction) per group of files: a folder of links to them."""
+    import tempfile
+
     from core.db import get_engine
     from pipelines.ingest.load import load_events
 
     engine = get_engine(url=url)
     out = []
     fpi0 = _fpi(engine)
-    for f in files:
-        w0, t0 = _wal(engine), time.perf_counter()
-        s = load_events(engine, Path(f), Path(rejects))
-        secs, w1 = time.perf_counter() - t0, _wal(engine)
-        out.append({"file": Path(f).name, "rows": s.rows_inserted, "seconds": secs,
-                    "wal_bytes": w1["lsn"] - w0["lsn"], "checkpoints": w1["checkpoints"] - w0["checkpoints"]})
+    third = max(1, len(calls) // 3)
+    marks = {0, third, len(calls) - third}  # index block counts at the thirds' edges
+    blocks = {}
+    for i, group in enumerate(calls):
+        if i in marks:
+            blocks[i] = _index_blocks(engine)
+        with tempfile.TemporaryDirectory(prefix="pae_load_") as tmp:
+            for f in group:
+                (Path(tmp) / Path(f).name).symlink_to(f)
+            path = Path(group[0]) if len(group) == 1 else Path(tmp)
+            w0, t0 = _wal(engine), time.perf_counter()
+            s = load_events(engine, path, Path(rejects), batch_rows=batch_rows)
+            secs, w1 = time.perf_counter() - t0, _wal(engine)
+        out.append({"file": Path(group[0]).name, "files": len(group), "rows": s.rows_inserted, "seconds": secs,
+                    "phases": s.seconds, "wal_bytes": w1["lsn"] - w0["lsn"],
+                    "checkpoints": w1["checkpoints"] - w0["checkpoints"]})
     time.sleep(1.5)  # backends report their WAL statistics at most once a second
     out[-1]["wal_fpi_whole_load"] = _fpi(engine) - fpi0
+    end = _index_blocks(engine)
+    ranges = {"first_third": (0, third), "last_third": (len(calls) - third, len(calls))}
+    out[-1]["index_blocks"] = {
+        name: {k: {m: end_[k][m] - blocks[a].get(k, {}).get(m, 0) for m in ("hit", "read")}
+               for k in end_}
+        for name, (a, b) in ranges.items()
+        for end_ in [blocks.get(b, end)]}
     return out
+
+
+def _index_blocks(engine) -> dict[str, dict[str, int]]:
+    """Buffer accesses of ``usage_events``' indexes so far, summed over the month partitions per index
+    (``pg_statio_user_indexes``: ``hit`` in shared buffers, ``read`` from the OS); waits 1.5 s first, as
+    backends report their statistics at most once a second."""
+    import sqlalchemy as sa
+
+    time.sleep(1.5)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "select case when indexrelname like '%pkey' then 'primary key (event_key, event_time)'"
+            " when indexrelname like '%workspace_id%' then '(workspace_id, event_time), agents'"
+            " else '(event_time)' end as index, sum(idx_blks_hit)::bigint as hit, sum(idx_blks_read)::bigint as read"
+            " from pg_statio_user_indexes where schemaname = 'analytics' and relname like 'usage_events%'"
+            " group by 1")).all()
+    return {r.index: {"hit": r.hit, "read": r.read} for r in rows}
 
 
 def _wal(engine) -> dict:
@@ -150,11 +187,15 @@ def _per_million(parts: list[dict]) -> float:
     return sum(p["seconds"] for p in parts) / rows * 1e6 if rows else float("nan")
 
 
-def load_scale(n: int, days: int) -> dict:
+def load_scale(n: int, days: int, batch_rows: int) -> dict:
+    """Each generated file in its own call when ``batch_rows`` is 0; else calls of as many files as make about
+    ``batch_rows`` rows, each inserted in one batch."""
     folder, gen = generated(n, days)
     files = sorted(str(p) for p in (folder / "events").glob("part-*.parquet"))
+    per_call = max(1, round(batch_rows / (gen["event_rows"] / len(files)))) if batch_rows else 1
+    calls = [files[i:i + per_call] for i in range(0, len(files), per_call)]
     with throwaway_database("pae_bench_scale") as url:
-        info = in_process(_load_files, url, files, str(folder / "rejects"))
+        info = in_process(_load_files, url, calls, str(folder / "rejects"), batch_rows)
         per_file = info["result"]
         from core.db import get_engine
         import sqlalchemy as sa
@@ -164,15 +205,22 @@ def load_scale(n: int, days: int) -> dict:
                 "select count(*) from pg_inherits where inhparent = 'analytics.usage_events'::regclass")).scalar_one()
         server = _server_settings(url)
     third = max(1, len(per_file) // 3)
-    res = {"workspaces": n, "rows": sum(p["rows"] for p in per_file), "files": len(per_file),
+    res = {"workspaces": n, "batch_rows": batch_rows, "rows": sum(p["rows"] for p in per_file),
+           "files": len(files), "calls": len(per_file),
            "seconds": sum(p["seconds"] for p in per_file), "peak_rss_mib": info["peak_rss_mib"],
            "s_per_million": _per_million(per_file), "first_third_s_per_million": _per_million(per_file[:third]),
            "last_third_s_per_million": _per_million(per_file[-third:]), "partitions": partitions,
            "load_average": os.getloadavg()[0], "wal": _wal_per_million(per_file),
            "wal_first_third": _wal_per_million(per_file[:third]), "wal_last_third": _wal_per_million(per_file[-third:]),
            "fpi_per_million": per_file[-1]["wal_fpi_whole_load"] / (sum(p["rows"] for p in per_file) / 1e6),
-           "server": server}
-    print(f"  {n:>6} ws  {res['rows']:>11,} rows  {res['files']:>3} files  {res['seconds']:7.1f} s  "
+           "server": server, "phases_first_third": _phases_per_million(per_file[:third]),
+           "phases_last_third": _phases_per_million(per_file[-third:]),
+           "index_blocks_per_million": {
+               name: {k: {m: v / (sum(p["rows"] for p in part) / 1e6) for m, v in c.items()} for k, c in b.items()}
+               for name, b in per_file[-1]["index_blocks"].items()
+               for part in [per_file[:third] if name == "first_third" else per_file[-third:]]}}
+    print(f"  {n:>6} ws  batch {batch_rows:,} rows  {res['rows']:>11,} rows  {res['files']:>3} files in "
+          f"{res['calls']} calls  {res['seconds']:7.1f} s  "
           f"{res['s_per_million']:6.1f} s/M rows (first third {res['first_third_s_per_million']:.1f}, "
           f"last third {res['last_third_s_per_million']:.1f})  {partitions} partitions  "
           f"peak {res['peak_rss_mib']:.0f} MiB  load avg {res['load_average']:.1f}", flush=True)
@@ -180,7 +228,26 @@ def load_scale(n: int, days: int) -> dict:
           f"{res['wal_first_third']['wal_mib_per_million']:,.0f}, last third "
           f"{res['wal_last_third']['wal_mib_per_million']:,.0f}), full-page images per M rows "
           f"{res['fpi_per_million']:,.0f}, {res['wal']['checkpoints']} checkpoints; server {res['server']}", flush=True)
+    first, last = res["phases_first_third"], res["phases_last_third"]
+    print("         s per M rows by phase (first third / last third): "
+          + ", ".join(f"{k} {first.get(k, 0):.1f} / {last.get(k, 0):.1f}" for k in last), flush=True)
+    blocks = res["index_blocks_per_million"]
+    print("         index blocks per M rows, hit + read from the OS (first third / last third): "
+          + ", ".join(f"{k} {blocks['first_third'].get(k, {}).get('hit', 0):,.0f} + "
+                      f"{blocks['first_third'].get(k, {}).get('read', 0):,.0f} / {c['hit']:,.0f} + {c['read']:,.0f}"
+                      for k, c in blocks["last_third"].items()), flush=True)
     return res
+
+
+def _phases_per_million(parts: list[dict]) -> dict[str, float]:
+    """Seconds per million rows of each loader phase, and ``commit and other`` (the file's time outside them)."""
+    rows = sum(p["rows"] for p in parts) / 1e6
+    phases: dict[str, float] = {}
+    for p in parts:
+        for k, v in p["phases"].items():
+            phases[k] = phases.get(k, 0.0) + v
+    phases["commit and other"] = sum(p["seconds"] for p in parts) - sum(phases.values())
+    return {k: v / rows for k, v in phases.items()} if rows else {}
 
 
 def _server_settings(url: str) -> dict:
@@ -770,6 +837,8 @@ def main() -> None:
                     help="cluster: Celery worker counts; publish: parallel task processes (the first count)")
     ap.add_argument("--shards", type=int, nargs="+", default=[4],
                     help="cluster: workspace shards per kind (PAE_SHARDS); features: each count to compare, e.g. 1 8")
+    ap.add_argument("--load-batch-rows", type=int, nargs="+", default=[0, 2_000_000],
+                    help="load: PAE_LOAD_BATCH_ROWS values to compare (0: each file its own call and insert)")
     ap.add_argument("--report", action="store_true", help="cluster: print the tables of the last run's JSON again")
     args = ap.parse_args()
     if sorted(args.workspaces) != args.workspaces or min(args.workspaces) < 1:
@@ -778,19 +847,24 @@ def main() -> None:
     print(f"scale benchmark ({args.part}): {days}workspaces {args.workspaces}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.part == "load":
-        res = [load_scale(n, args.days) for n in args.workspaces]
-        print("\n| workspaces | rows | load s | s per M rows | first third | last third | partitions |")
+        res = [load_scale(n, args.days, b) for n in args.workspaces for b in args.load_batch_rows]
+        print("\n| workspaces | batch rows | rows | files (calls) | load s | s per M rows | first third | last third |"
+              " partitions |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in res:
+            print(f"| {r['workspaces']:,} | {r['batch_rows']:,} | {r['rows']:,} | {r['files']} ({r['calls']}) | "
+                  f"{r['seconds']:.1f} | {r['s_per_million']:.1f} | {r['first_third_s_per_million']:.1f} | "
+                  f"{r['last_third_s_per_million']:.1f} | {r['partitions']} |")
+        for b in args.load_batch_rows:
+            same = [r for r in res if r["batch_rows"] == b]
+            print(f"batch {b:,}: s per million rows, largest / smallest scale: "
+                  f"{same[-1]['s_per_million'] / same[0]['s_per_million']:.2f} (1.00 = linear) for "
+                  f"{same[-1]['rows'] / same[0]['rows']:.1f}x the rows")
+        print("\n| workspaces | batch rows | WAL MiB per M rows | first third | last third | full-page images per M rows"
+              " | checkpoints |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for r in res:
-            print(f"| {r['workspaces']:,} | {r['rows']:,} | {r['seconds']:.1f} | {r['s_per_million']:.1f} | "
-                  f"{r['first_third_s_per_million']:.1f} | {r['last_third_s_per_million']:.1f} | {r['partitions']} |")
-        print(f"s per million rows, largest / smallest scale: {res[-1]['s_per_million'] / res[0]['s_per_million']:.2f}"
-              f" (1.00 = linear) for {res[-1]['rows'] / res[0]['rows']:.1f}x the rows")
-        print("\n| workspaces | WAL MiB per M rows | first third | last third | full-page images per M rows | "
-              "checkpoints |")
-        print("|---:|---:|---:|---:|---:|---:|")
-        for r in res:
-            print(f"| {r['workspaces']:,} | {r['wal']['wal_mib_per_million']:,.0f} | "
+            print(f"| {r['workspaces']:,} | {r['batch_rows']:,} | {r['wal']['wal_mib_per_million']:,.0f} | "
                   f"{r['wal_first_third']['wal_mib_per_million']:,.0f} | {r['wal_last_third']['wal_mib_per_million']:,.0f} | "
                   f"{r['fpi_per_million']:,.0f} | {r['wal']['checkpoints']} |")
     elif args.part == "cluster" and args.report:

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "PAE_MLFLOW_TRACKING_URI")
     )
     late_window_days: int = Field(default=3, ge=0, description="Recent days re-read by extract for late events.")
+    load_batch_rows: int = Field(
+        default=2_000_000, ge=0,
+        description="Valid rows staged from several files before one insert into usage_events: more rows per "
+                    "index page touched as the table grows; 0 inserts file by file.")
     backfill_days: int = Field(default=1096, ge=60, description="The first run stages at most this many days "
                                "before the run date (older events stay in the source, unused).")
     churn_window_days: int = Field(default=30, ge=1)

@@ -8,11 +8,18 @@ so a failure leaves nothing half-loaded. The idempotency key ``event_key`` is th
 plus the row's occurrence number among identical rows of the file (or of ``event_id`` when the file has
 one), so loading the same file twice adds nothing; a row whose ``event_id`` is already loaded with different
 content is rejected as a conflict.
+
+Each file's valid rows are keyed into a staging table; the rows of several files (``PAE_LOAD_BATCH_ROWS``) are
+inserted together, month by month in key order, which keeps the cost per row from rising with the table: a
+file's rows alone land a row or two on each index page they touch once a month's index is large. The summary's
+``seconds`` say where a load's time went (read, validate, stage, conflicts, insert, entities).
 """
 from __future__ import annotations
 
 import io
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -64,6 +71,15 @@ class LoadSummary:
     extra_columns: list[str] = field(default_factory=list)
     files_loaded: int = 0
     files_failed: list[dict[str, str]] = field(default_factory=list)  # {"file", "reason"}: skipped, nothing loaded
+    seconds: dict[str, float] = field(default_factory=dict)  # read, validate, stage, conflicts, insert, entities
+
+    @contextmanager
+    def timed(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
     def as_dict(self) -> dict:
         d = self.__dict__.copy()
@@ -122,8 +138,8 @@ def _occurrence(valid: pd.DataFrame) -> pd.Series:
     return valid.groupby(cols, dropna=False, sort=False).cumcount()
 
 
-def _to_copy_csv(valid: pd.DataFrame) -> io.BytesIO:
-    """The staging rows as CSV for COPY (pyarrow's writer: nulls are empty unquoted fields)."""
+def _stage_table(valid: pd.DataFrame) -> pa.Table:
+    """The staging rows, in ``stage_events``' column order."""
     def text(col: str) -> pa.Array:
         if col not in valid:
             return pa.nulls(len(valid), pa.string())
@@ -135,17 +151,13 @@ def _to_copy_csv(valid: pd.DataFrame) -> io.BytesIO:
         "credits": pa.array(valid["credits"], pa.float64()),
         "count": pa.array(valid["count"], pa.int64()),
         "occurrence": pa.array(_occurrence(valid), pa.int64()),
-        "row": pa.array(valid["row"], pa.int64()),
+        "src_row": pa.array(valid["row"], pa.int64()),
     }
-    table = pa.table({k: cols[k] for k in _STAGE_COLUMNS})
-    buf = io.BytesIO()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buf.seek(0)
-    return buf
+    return pa.table({k: cols[k] for k in _STAGE_COLUMNS})
 
 
 _STAGE_COLUMNS = ("event_time", "workspace_id", "user_id", "agent_id", "feature", "credits", "status", "count",
-                  "occurrence", "event_id", "extra", "row")
+                  "occurrence", "event_id", "extra", "src_row")
 _STAGE_TABLE = """
 create temp table stage_events (
     event_time timestamptz, workspace_id text, user_id text, agent_id text, feature text,
@@ -154,67 +166,110 @@ create temp table stage_events (
 ) on commit drop
 """
 
-# Rows whose event_id is already loaded with different contract columns: conflicts, taken out of the stage.
+# The rows of several files, keyed, waiting for one insert into usage_events (see ``load_events``).
+_BATCH_TABLE = """
+create temp table batch_events (
+    event_key uuid, event_time timestamptz, workspace_id text, user_id text, agent_id text, feature text,
+    credits numeric(20, 6), status text, count integer, extra jsonb, source_file text, file_no integer
+) on commit drop
+"""
+
+# Rows whose event_id is already loaded (or staged from an earlier file of this load) with different contract
+# columns: conflicts, taken out of the stage.
 _DELETE_CONFLICTS = """
-delete from stage_events s using analytics.usage_events u
+delete from stage_events s using {table} u
 where s.event_id is not null and u.event_key = md5('id:' || s.event_id)::uuid
   and (u.event_time, u.workspace_id, u.user_id, u.agent_id, u.feature, u.credits, u.status, u.count)
       is distinct from (s.event_time, s.workspace_id, s.user_id, s.agent_id, s.feature, s.credits, s.status, s.count)
 returning s.src_row
 """
 
-_INSERT_FROM_STAGE = """
-insert into analytics.usage_events
-    (event_key, event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, source_file)
+_BATCH_FROM_STAGE = """
+insert into batch_events
 select
     case when event_id is not null then md5('id:' || event_id)::uuid
          else md5(concat_ws(chr(31), to_char(event_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
                             workspace_id, coalesce(user_id, ''), coalesce(agent_id, ''), feature,
                             credits::text, status, count::text, occurrence::text))::uuid
     end,
-    event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, :source
+    event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, :source, :file_no
 from stage_events
-order by date_trunc('month', event_time at time zone 'UTC'), 1
+"""
+
+# A key staged twice (the same row in two files of the load) is inserted from the first file: the insert
+# goes in (month, key, file) order, and a later copy conflicts with the first.
+_INSERT_BATCH = """
+insert into analytics.usage_events
+    (event_key, event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, source_file)
+select event_key, event_time, workspace_id, user_id, agent_id, feature, credits, status, count, extra, source_file
+from batch_events
+order by date_trunc('month', event_time at time zone 'UTC'), event_key, file_no
 on conflict (event_key, event_time) do nothing
 """
 
 # usage_events is partitioned by UTC month (sql/019): create the partitions of the staged months first (else
 # their rows would land in the default partition). Inserting month by month, in key order, keeps the index
-# pages touched to one month's at a time, so loading stays linear in the rows loaded.
+# pages touched to one month's at a time; inserting many files' rows at once puts more rows on each index page
+# touched, so loading stays close to linear as the table grows.
 _ENSURE_PARTITIONS = """
 select analytics.ensure_usage_events_partition(m)
 from (select distinct date_trunc('month', event_time at time zone 'UTC') at time zone 'UTC' as m
-      from stage_events) months
+      from batch_events) months
 order by m
 """
 
 
+_ENTITY_STAGE = """
+create temp table stage_entities (
+    entity_type text, entity_id uuid, external_id text, workspace_id uuid, first_seen_at timestamptz
+) on commit drop
+"""
+_UPSERT_ENTITIES = """
+insert into analytics.entities (entity_type, entity_id, external_id, workspace_id, first_seen_at)
+select entity_type, entity_id, external_id, workspace_id, first_seen_at from stage_entities
+order by entity_type, external_id
+on conflict (entity_type, external_id) do update set
+    first_seen_at = least(analytics.entities.first_seen_at, excluded.first_seen_at),
+    workspace_id = coalesce(analytics.entities.workspace_id, excluded.workspace_id)
+"""
+
+
 def upsert_entities(conn: sa.Connection, valid: pd.DataFrame) -> int:
-    """Record the uuid of every workspace, user and agent id seen (first workspace wins for users/agents)."""
-    rows: list[dict] = []
+    """Record the uuid of every workspace, user and agent id seen (first workspace wins for users/agents):
+    copied into a staging table and upserted in one statement."""
     ws_first = valid.groupby("workspace_id", sort=True)["event_time"].min()
-    for ws, first in ws_first.items():
-        rows.append({"t": "workspace", "id": str(entity_uuid("workspace", ws)), "ext": ws, "ws": None, "f": first})
+    parts = [pd.DataFrame({"entity_type": "workspace", "external_id": ws_first.index, "workspace_id": None,
+                           "first_seen_at": ws_first.to_numpy()})]
     for kind, col in (("user", "user_id"), ("agent", "agent_id")):
         sub = valid.loc[valid[col].notna(), [col, "workspace_id", "event_time"]]
-        if sub.empty:
-            continue
-        first = sub.sort_values("event_time").drop_duplicates(col)
-        for ext, ws, t in first.itertuples(index=False):
-            rows.append({"t": kind, "id": str(entity_uuid(kind, ext)), "ext": ext,
-                         "ws": str(entity_uuid("workspace", ws)), "f": t})
-    if rows:
-        conn.execute(
-            sa.text(
-                "insert into analytics.entities (entity_type, entity_id, external_id, workspace_id, first_seen_at)"
-                " values (:t, :id, :ext, :ws, :f)"
-                " on conflict (entity_type, external_id) do update set"
-                "  first_seen_at = least(analytics.entities.first_seen_at, excluded.first_seen_at),"
-                "  workspace_id = coalesce(analytics.entities.workspace_id, excluded.workspace_id)"
-            ),
-            rows,
-        )
+        first = sub.sort_values("event_time", kind="stable").drop_duplicates(col)
+        parts.append(pd.DataFrame({
+            "entity_type": kind, "external_id": first[col].to_numpy(),
+            "workspace_id": [str(entity_uuid("workspace", ws)) for ws in first["workspace_id"]],
+            "first_seen_at": first["event_time"].to_numpy()}))
+    rows = pd.concat([p for p in parts if len(p)], ignore_index=True) if len(valid) else parts[0].iloc[:0]
+    if rows.empty:
+        return 0
+    rows.insert(1, "entity_id", [str(entity_uuid(t, e)) for t, e in zip(rows["entity_type"], rows["external_id"])])
+    table = pa.table({
+        **{c: pa.array(rows[c].astype(object).where(rows[c].notna(), None), pa.string())
+           for c in ("entity_type", "entity_id", "external_id", "workspace_id")},
+        "first_seen_at": pa.array(pd.to_datetime(rows["first_seen_at"], utc=True), pa.timestamp("us", tz="UTC")),
+    })
+    conn.execute(sa.text(_ENTITY_STAGE))
+    _copy_csv(conn, "stage_entities", table)
+    conn.execute(sa.text(_UPSERT_ENTITIES))
+    conn.execute(sa.text("drop table stage_entities"))
     return len(rows)
+
+
+def _copy_csv(conn: sa.Connection, table: str, rows: pa.Table) -> None:
+    """COPY ``rows`` into ``table`` as CSV (pyarrow's writer: nulls are empty unquoted fields)."""
+    buf = io.BytesIO()
+    pacsv.write_csv(rows, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buf.seek(0)
+    with conn.connection.dbapi_connection.cursor() as cur:
+        cur.copy_expert(f"copy {table} ({', '.join(rows.column_names)}) from stdin with (format csv)", buf)
 
 
 def _files(path: Path) -> tuple[list[Path], bool]:
@@ -229,44 +284,60 @@ def _files(path: Path) -> tuple[list[Path], bool]:
     return [path], False
 
 
-def _load_file(conn: sa.Connection, file: Path, cutoff: datetime, earliest: date, limits: ColumnLimits,
-               summary: LoadSummary) -> pd.DataFrame:
-    """Validate and stage one file, insert its new rows; returns its rejects. Raises EventFileError when the
-    file cannot be read, EventSchemaError when it lacks contract columns."""
-    raw = read_events(file)
+def _stage_file(conn: sa.Connection, file: Path, file_no: int, cutoff: datetime, earliest: date,
+                limits: ColumnLimits, summary: LoadSummary) -> tuple[pd.DataFrame, int]:
+    """Validate one file and add its valid rows to ``batch_events``; returns its rejects and the rows added.
+    Raises EventFileError when the file cannot be read, EventSchemaError when it lacks contract columns."""
+    with summary.timed("read"):
+        raw = read_events(file)
     try:
-        valid, rejects = validate_events(raw.frame, cutoff, raw.first_line, earliest=earliest, limits=limits,
-                                         line_of=raw.line_of)
+        with summary.timed("validate"):
+            valid, rejects = validate_events(raw.frame, cutoff, raw.first_line, earliest=earliest, limits=limits,
+                                             line_of=raw.line_of)
     except EventSchemaError as exc:  # missing columns: stops the whole load
         raise EventSchemaError(f"{file.name}: {exc}") from None
     rejects = [raw.skipped_rejects(), rejects]
     extra_cols = [c for c in raw.frame.columns if c not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     summary.extra_columns = sorted(set(summary.extra_columns) | set(map(str, extra_cols)))
-    inserted = 0
     if not valid.empty:
-        conn.execute(sa.text(_STAGE_TABLE))
-        with conn.connection.dbapi_connection.cursor() as cur:
-            cur.copy_expert("copy stage_events from stdin with (format csv)", _to_copy_csv(valid))
+        with summary.timed("stage"):
+            conn.execute(sa.text(_STAGE_TABLE))
+            _copy_csv(conn, "stage_events", _stage_table(valid))
         if "event_id" in valid and valid["event_id"].notna().any():
-            conn.execute(sa.text("analyze stage_events"))
-            conflicts = np.sort(np.asarray(conn.execute(sa.text(_DELETE_CONFLICTS)).scalars().all(), dtype="int64"))
+            with summary.timed("conflicts"):
+                conn.execute(sa.text("analyze stage_events"))
+                conflicts = np.sort(np.asarray(
+                    [r for table in ("analytics.usage_events", "batch_events")
+                     for r in conn.execute(sa.text(_DELETE_CONFLICTS.format(table=table))).scalars()],
+                    dtype="int64"))
             if len(conflicts):
                 rejects.append(reject_rows(raw.frame, conflicts, CONFLICT_LOADED, raw.line_of))
                 valid = valid.loc[~valid["row"].isin(conflicts)]
-        conn.execute(sa.text(_ENSURE_PARTITIONS))
-        inserted = conn.execute(sa.text(_INSERT_FROM_STAGE), {"source": file.name}).rowcount
-        conn.execute(sa.text("drop table stage_events"))
-        upsert_entities(conn, valid)
+        with summary.timed("stage"):
+            conn.execute(sa.text(_BATCH_FROM_STAGE), {"source": file.name, "file_no": file_no})
+            conn.execute(sa.text("drop table stage_events"))
+        with summary.timed("entities"):
+            upsert_entities(conn, valid)
     report = pd.concat([r for r in rejects if len(r)] or [rejects[1]], ignore_index=True)
     report = report.sort_values("line", kind="stable").reset_index(drop=True)
     summary.rows_read += len(raw.frame) + len(raw.skipped)
     summary.rows_valid += len(valid)
     summary.rows_rejected += len(report)
-    summary.rows_inserted += inserted
-    summary.rows_already_loaded += len(valid) - inserted
     summary.files_loaded += 1
-    log.info("%s: %d valid, %d rejected, %d new", file.name, len(valid), len(report), inserted)
-    return report
+    log.info("%s: %d valid, %d rejected", file.name, len(valid), len(report))
+    return report, len(valid)
+
+
+def _insert_batch(conn: sa.Connection, staged: int, summary: LoadSummary) -> None:
+    """Insert the staged rows that are new, month by month in key order, and empty the batch."""
+    with summary.timed("insert"):
+        conn.execute(sa.text(_ENSURE_PARTITIONS))
+        conn.execute(sa.text("set local work_mem = '256MB'"))  # the batch's sort in memory, for this load only
+        inserted = conn.execute(sa.text(_INSERT_BATCH)).rowcount
+        conn.execute(sa.text("truncate batch_events"))
+    summary.rows_inserted += inserted
+    summary.rows_already_loaded += staged - inserted
+    log.info("inserted %d new of %d staged rows", inserted, staged)
 
 
 def load_events(
@@ -276,26 +347,31 @@ def load_events(
     now: datetime | None = None,
     future_tolerance_seconds: int = 300,
     earliest_event_date: date | None = None,
+    batch_rows: int | None = None,
 ) -> LoadSummary:
     """Validate and load one CSV/Parquet file (or every file in a directory) in one transaction.
 
     One file that cannot be read raises :class:`EventFileError`; in a folder such files are skipped and
     listed in ``files_failed`` (EventSchemaError when none could be read). ``earliest_event_date``
-    defaults to the ``earliest_event_date`` setting (``PAE_EARLIEST_EVENT_DATE``).
+    defaults to the ``earliest_event_date`` setting (``PAE_EARLIEST_EVENT_DATE``). The valid rows of several
+    files are inserted together once ``batch_rows`` are staged (``PAE_LOAD_BATCH_ROWS``; 0: file by file).
     """
     path = Path(path)
     files, folder = _files(path)
     now = now or datetime.now(timezone.utc)
     cutoff = now + pd.Timedelta(seconds=future_tolerance_seconds)
     earliest = earliest_event_date or get_settings().earliest_event_date
+    batch_rows = get_settings().load_batch_rows if batch_rows is None else batch_rows
     summary = LoadSummary(source=str(path))
     all_rejects: list[pd.DataFrame] = []
+    staged = 0
     with engine.begin() as conn, progress(f"loading {path.name}", len(files), "files") as advance:
         limits = column_limits(conn)
-        for file in files:
-            advance(0, f"loading {file.name} ({summary.rows_inserted:,} rows so far)")
+        conn.execute(sa.text(_BATCH_TABLE))
+        for file_no, file in enumerate(files):
+            advance(0, f"loading {file.name} ({summary.rows_inserted + staged:,} rows so far)")
             try:
-                rejects = _load_file(conn, file, cutoff, earliest, limits, summary)
+                rejects, rows = _stage_file(conn, file, file_no, cutoff, earliest, limits, summary)
             except EventFileError as exc:
                 if not folder:
                     raise
@@ -303,10 +379,16 @@ def load_events(
                 summary.files_failed.append({"file": exc.file, "reason": exc.reason})
                 advance()
                 continue
+            staged += rows
+            if staged and staged >= batch_rows:
+                _insert_batch(conn, staged, summary)
+                staged = 0
             advance()
             if len(rejects):
                 rejects.insert(0, "file", file.name)
                 all_rejects.append(rejects)
+        if staged:
+            _insert_batch(conn, staged, summary)
         if not summary.files_loaded:
             raise EventSchemaError(f"{path.name}: none of the {len(files)} file(s) could be read: "
                                    + "; ".join(f"{f['file']}: {f['reason']}" for f in summary.files_failed))

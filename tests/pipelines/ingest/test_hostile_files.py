@@ -283,6 +283,30 @@ def test_event_id_conflict_across_files_of_a_folder(clean_db, tmp_path):
     assert report["file"].tolist() == ["b.parquet"] * 2 and report["line"].tolist() == ["1", "2"]
 
 
+@pytest.mark.parametrize("batch_rows", [0, 3, 10_000])
+def test_batched_load_equals_file_by_file(clean_db, tmp_path, batch_rows):
+    """Files inserted together (``batch_rows``) or one by one give the same rows, ids, source files and counts:
+    a row repeated in a later file is that file's 'already loaded', an event_id repeated with other content is
+    its conflict."""
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    rows = _with_ids(_good(), ["e1", "e2", "e3"])
+    rows.to_csv(folder / "a.csv", index=False)
+    pd.concat([rows.iloc[[0]], rows.iloc[[1]].assign(credits="7"), rows.iloc[[2]].assign(event_id="e9")]
+              ).to_csv(folder / "b.csv", index=False)
+    _good().iloc[:4].to_csv(folder / "c.csv", index=False)  # no event_id
+    _good().iloc[2:6].to_csv(folder / "d.csv", index=False)  # two rows of c again
+    s = load_events(clean_db, folder, tmp_path / "rejects", now=NOW, batch_rows=batch_rows)
+    assert (s.rows_inserted, s.rows_rejected, s.rows_already_loaded) == (3 + 1 + 4 + 2, 1, 1 + 2)
+    assert _report(s)["event_id"].tolist() == ["e2"] and _report(s)["file"].tolist() == ["b.csv"]
+    with clean_db.connect() as conn:
+        stored = conn.execute(sa.text("select source_file, count(*) from analytics.usage_events group by 1"
+                                      " order by 1")).all()
+    assert [tuple(r) for r in stored] == [("a.csv", 3), ("b.csv", 1), ("c.csv", 4), ("d.csv", 2)]
+    again = load_events(clean_db, folder, tmp_path / "rejects", now=NOW, batch_rows=batch_rows)
+    assert (again.rows_inserted, again.rows_already_loaded) == (0, s.rows_inserted + s.rows_already_loaded)
+
+
 # -- line numbers, odd but loadable values ------------------------------------------------------------------
 def test_reject_lines_are_source_lines_with_blank_lines_quoted_breaks_and_extra_fields(clean_db, tmp_path):
     good = _good()

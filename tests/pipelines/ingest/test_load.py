@@ -31,6 +31,31 @@ def test_load_csv_is_idempotent_and_maps_ids(clean_db, tmp_path):
     assert ws == {"ws0": entity_uuid("workspace", "ws0"), "ws1": entity_uuid("workspace", "ws1")}
 
 
+def test_entities_keep_first_seen_and_first_workspace_across_files(clean_db, tmp_path):
+    """A user seen again in a later file, earlier and in another workspace: first_seen_at moves back, the first
+    recorded workspace stays. Ids with commas, quotes and a newline round-trip through the staging copy."""
+    odd = 'u "odd", one\nline'
+    def frame(t, ws, user, agent=None):
+        return pd.DataFrame([{"event_time": pd.Timestamp(t, tz="UTC"), "workspace_id": ws, "user_id": user,
+                              "agent_id": agent, "feature": "chat", "credits": 1.0, "status": "ok", "count": 1}])
+    (tmp_path / "a").mkdir()
+    pd.concat([frame("2026-03-10T10:00", "ws,a", odd), frame("2026-03-10T11:00", "ws,a", None, "agent 1")]
+              ).to_parquet(tmp_path / "a" / "1.parquet")
+    frame("2026-03-01T09:00", "ws-b", odd).to_parquet(tmp_path / "a" / "2.parquet")
+    s = load_events(clean_db, tmp_path / "a", tmp_path / "rejects", now=NOW)
+    assert s.rows_inserted == 3 and set(s.seconds) >= {"read", "validate", "stage", "insert", "entities"}
+    with clean_db.connect() as conn:
+        rows = {r.external_id: r for r in conn.execute(sa.text(
+            "select entity_type, entity_id, external_id, workspace_id, first_seen_at from analytics.entities"))}
+    assert set(rows) == {"ws,a", "ws-b", odd, "agent 1"}
+    user = rows[odd]
+    assert user.entity_type == "user" and user.entity_id == entity_uuid("user", odd)
+    assert user.workspace_id == entity_uuid("workspace", "ws,a")  # the first workspace recorded stays
+    assert user.first_seen_at == pd.Timestamp("2026-03-01T09:00", tz="UTC")  # the earliest event, from file 2
+    assert rows["agent 1"].workspace_id == entity_uuid("workspace", "ws,a")
+    assert rows["ws-b"].workspace_id is None and rows["ws-b"].first_seen_at == pd.Timestamp("2026-03-01T09:00", tz="UTC")
+
+
 def test_identical_rows_in_a_file_are_kept_as_separate_events(clean_db, tmp_path):
     row = make_events(1, 1).iloc[[0]]
     path = tmp_path / "dups.parquet"
