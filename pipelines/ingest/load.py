@@ -10,8 +10,9 @@ one), so loading the same file twice adds nothing; a row whose ``event_id`` is a
 content is rejected as a conflict.
 
 Each file's valid rows are keyed into a staging table; the rows of several files (``PAE_LOAD_BATCH_ROWS``) are
-inserted together, month by month in key order, which keeps the cost per row from rising with the table: a
-file's rows alone land a row or two on each index page they touch once a month's index is large. The summary's
+inserted together, month by month in key order: a file's rows alone land a row or two on each index page they
+touch once a month's index is large, and those page reads made the cost per row rise with the table (README,
+"Loading at 10,000 workspaces"). The summary's
 ``seconds`` say where a load's time went (read, validate, stage, conflicts, insert, entities).
 """
 from __future__ import annotations
