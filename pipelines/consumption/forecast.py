@@ -28,7 +28,6 @@ import pandas as pd
 
 from core.contracts import CREDITS, CREDITS_CUMULATIVE, TOTAL
 from core.settings import Settings
-from core.shards import in_shard
 from pipelines.consumption.artifact import save_shard_state
 from pipelines.consumption.evaluation import LEVELS, cumulative_holdout, series_metrics
 from pipelines.features.builders import daily_series
@@ -103,10 +102,12 @@ def model_importance(model) -> dict:
 
 def load_shard_series(settings: Settings, as_of: date, shard: int, n_shards: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The shard's daily credit series: workspace totals and workspace × feature (``workspace|feature`` ids)."""
+    # only the shard's workspaces and the two tables the series need are read (file by file), so a shard's
+    # memory and read time follow its own workspaces, not the platform's
     agg = load_daily_aggregates(settings.offline_store_dir, as_of,
-                                since=as_of - timedelta(days=settings.forecast_history_days - 1))
+                                since=as_of - timedelta(days=settings.forecast_history_days - 1),
+                                only=("workspace_total", "workspace_feature"), shard=(shard, n_shards))
     totals = daily_series(agg, as_of)
-    totals = totals[in_shard(totals["unique_id"], shard, n_shards)]
     bottom = daily_series(agg, as_of, by_feature=True)
     bottom = bottom[bottom["unique_id"].str.split("|", n=1).str[0].isin(set(totals["unique_id"]))]
     return totals, bottom

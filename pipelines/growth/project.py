@@ -321,11 +321,12 @@ def scenario_rows(scenarios: pd.DataFrame) -> pd.DataFrame:
     return out[keep].sort_values(["workspace_id", "target_metric", "scenario", "prediction_date"]).reset_index(drop=True)
 
 
-def user_days_for(store_dir: Path, as_of: date, window: int) -> pd.DataFrame:
+def user_days_for(store_dir: Path, as_of: date, window: int, shard: tuple[int, int] | None = None) -> pd.DataFrame:
     """The ``user_feature`` daily rows ``project`` needs: the MAU ``window`` (``recency``) and the burst lookback
-    before it (``cohorts``)."""
+    before it (``cohorts``); ``shard``: ``(k, n)``, only the workspaces of shard ``k`` of ``n``."""
     window = window + LOOKBACK_DAYS
     from pipelines.features.store import load_daily_aggregates
 
-    uf = load_daily_aggregates(store_dir, as_of, since=as_of - timedelta(days=window - 1)).user_feature
+    uf = load_daily_aggregates(store_dir, as_of, since=as_of - timedelta(days=window - 1), only=("user_feature",),
+                               shard=shard, columns=("workspace_id", "user_id", "day")).user_feature
     return uf[["workspace_id", "user_id", "day"]]

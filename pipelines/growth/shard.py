@@ -62,8 +62,10 @@ def retrain_dir(settings: Settings, as_of: date) -> Path:
     return run_dir(settings, as_of) / "retrain"
 
 
-def holdout(settings: Settings, growth: pd.DataFrame, as_of: date, out: Path) -> dict:
-    """Project from ``as_of - growth_holdout_days`` and score on the days after; returns counts."""
+def holdout(settings: Settings, growth: pd.DataFrame, as_of: date, out: Path,
+            shard: tuple[int, int] | None = None) -> dict:
+    """Project from ``as_of - growth_holdout_days`` and score on the days after (``shard``: the ``(k, n)`` whose
+    users are read); returns counts."""
     H = settings.growth_holdout_days
     cutoff = as_of - timedelta(days=H)
     status = eligibility(growth, cutoff, settings)
@@ -72,7 +74,7 @@ def holdout(settings: Settings, growth: pd.DataFrame, as_of: date, out: Path) ->
         return {"holdout_workspaces": 0}
     try:
         p = project(settings, growth[growth["day"] <= pd.Timestamp(cutoff)],
-                    user_days_for(settings.offline_store_dir, cutoff, settings.growth_mau_window_days),
+                    user_days_for(settings.offline_store_dir, cutoff, settings.growth_mau_window_days, shard),
                     workspaces, cutoff, H, members=True)
     except RuntimeError as exc:  # too little history before the cutoff for a backtest
         log.warning("growth holdout skipped: %s", exc)
@@ -124,8 +126,9 @@ def growth_shard(settings: Settings, engine: Engine, as_of: date, shard: int, n_
            "n_series": 0, "n_rows": 0, "as_of": as_of.isoformat(), "mode": "trained", "backtests": 0}
     outside = goal_outside_paths(goals, growth, as_of)
     if eligible:
-        ref.update(holdout(settings, growth, as_of, out))
-        p = project(settings, growth, user_days_for(settings.offline_store_dir, as_of, settings.growth_mau_window_days),
+        ref.update(holdout(settings, growth, as_of, out, (shard, n_shards)))
+        p = project(settings, growth, user_days_for(settings.offline_store_dir, as_of, settings.growth_mau_window_days,
+                                                    (shard, n_shards)),
                     eligible, as_of, settings.growth_horizon_days, goals)
         frame = scenario_rows(p.scenarios)
         milestones, projected_goals = p.milestones, p.goals
@@ -173,7 +176,8 @@ def score_shard(settings: Settings, engine: Engine, as_of: date, shard: int, n_s
         ws = pd.Series(sorted(eligible))
         # the arm of a workspace is hashed on its UUID, as the publisher labels the snapshots (pipelines.ab)
         arms = plan.arms(ws.map(lambda w: str(entity_uuid("workspace", w))), settings)
-        user_days = user_days_for(settings.offline_store_dir, as_of, settings.growth_mau_window_days)
+        user_days = user_days_for(settings.offline_store_dir, as_of, settings.growth_mau_window_days,
+                                  (shard, n_shards))
         unknown: set[str] = set()
         for arm, art in plan.models.items():
             arm_ws = ws[arms.to_numpy() == arm].tolist()
