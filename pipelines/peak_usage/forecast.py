@@ -43,7 +43,6 @@ from core.contracts import (
     WEEK_PEAK_SUFFIX,
 )
 from core.settings import Settings
-from core.shards import in_shard
 from pipelines.features.hourly import hourly_series, load_hourly_aggregates
 from pipelines.features.sets import WORKSPACE_HOURLY
 from pipelines.features.store import read_offline
@@ -178,8 +177,8 @@ def load_shard_hours(settings: Settings, as_of: date, shard: int, n_shards: int)
     from models.peaks.clock import to_local
 
     since = as_of - timedelta(days=history_days(settings))
-    table = load_hourly_aggregates(settings.offline_store_dir, as_of, since)
-    table = table[in_shard(table["workspace_id"], shard, n_shards)]
+    # only the shard's workspaces are read (month file by month file), not the platform's hours
+    table = load_hourly_aggregates(settings.offline_store_dir, as_of, since, shard=(shard, n_shards))
     utc = hourly_series(table, as_of, PEAK_METRICS, since=pd.Timestamp(since))
     if utc.empty:
         return None

@@ -66,3 +66,23 @@ def test_growth_shard_reads_its_users_only_and_the_same_rows(store):
         pd.testing.assert_frame_equal(part.sort_values(keys, ignore_index=True), want.sort_values(keys, ignore_index=True))
         parts.append(part)
     assert sum(map(len, parts)) == len(whole)
+
+
+def test_peak_usage_shard_reads_its_hours_only_and_the_same_series(store):
+    from pipelines.features.hourly import hourly_series, load_hourly_aggregates
+    from pipelines.peak_usage.forecast import PEAK_METRICS, history_days, load_shard_hours
+
+    since = END - pd.Timedelta(days=history_days(store)).to_pytimedelta()
+    whole = load_hourly_aggregates(store.offline_store_dir, END, since)
+    assert not whole.empty
+    seen = set()
+    for shard in range(N_SHARDS):
+        data = load_shard_hours(store, END, shard, N_SHARDS)
+        mine = whole[in_shard(whole["workspace_id"], shard, N_SHARDS)]
+        want = hourly_series(mine, END, PEAK_METRICS, since=pd.Timestamp(since))
+        if data is None:
+            assert want.empty
+            continue
+        pd.testing.assert_frame_equal(data["utc"].reset_index(drop=True), want.reset_index(drop=True))
+        seen |= set(data["utc"]["unique_id"])
+    assert seen == set(whole["workspace_id"])
