@@ -1,5 +1,6 @@
-"""A shard task reads only its own workspaces' daily aggregates, and gets exactly the rows it got when it read the
-whole platform and filtered (the reads grew with the platform: 4.2 GB per consumption shard at 10,000 workspaces)."""
+"""A shard task asks the aggregate readers for its own shard only (they filter file by file), and gets exactly the
+rows it got when it read the whole platform and filtered (that read grew with the platform: 4.2 GB per consumption
+shard at 10,000 workspaces, ``bench/train_shard.py``)."""
 from datetime import date, datetime, timezone
 
 import pandas as pd
@@ -22,14 +23,30 @@ N_SHARDS = 3
 
 @pytest.fixture
 def store(tmp_path, clean_db):
-    tmp = tmp_path
     events = make_events(8, 120, seed=5)
-    events.to_csv(tmp / "e.csv", index=False)
-    load_events(clean_db, tmp / "e.csv", tmp, now=NOW)
-    settings = Settings(data_dir=tmp / "pae")
+    events.to_csv(tmp_path / "e.csv", index=False)
+    load_events(clean_db, tmp_path / "e.csv", tmp_path, now=NOW)
+    settings = Settings(data_dir=tmp_path / "pae")
     extract(clean_db, END, settings.staging_dir)
     build_feature_store(clean_db, settings.staging_dir, settings.offline_store_dir, END)
     return settings
+
+
+@pytest.fixture
+def shard_asked(monkeypatch) -> list:
+    """The ``shard`` argument of every aggregate read the shard code makes (None: the whole platform)."""
+    import pipelines.consumption.forecast as consumption
+    import pipelines.features.store as feature_store
+    import pipelines.peak_usage.forecast as peak_usage
+
+    asked: list = []
+    for module, name in ((consumption, "load_daily_aggregates"), (feature_store, "load_daily_aggregates"),
+                         (peak_usage, "load_hourly_aggregates")):
+        def spy(*args, _real=getattr(module, name), **kwargs):
+            asked.append(kwargs.get("shard"))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(module, name, spy)
+    return asked
 
 
 def _platform_series(settings: Settings, shard: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -43,24 +60,28 @@ def _platform_series(settings: Settings, shard: int) -> tuple[pd.DataFrame, pd.D
     return totals.reset_index(drop=True), bottom.reset_index(drop=True)
 
 
-def test_consumption_shard_reads_its_workspaces_only_and_the_same_series(store):
+def test_consumption_shard_reads_its_workspaces_only_and_the_same_series(store, shard_asked):
     seen = set()
     for shard in range(N_SHARDS):
         totals, bottom = load_shard_series(store, END, shard, N_SHARDS)
+        assert shard_asked == [(shard, N_SHARDS)]
+        shard_asked.clear()
         want_totals, want_bottom = _platform_series(store, shard)
         pd.testing.assert_frame_equal(totals.reset_index(drop=True), want_totals)
         pd.testing.assert_frame_equal(bottom.reset_index(drop=True), want_bottom)
         assert in_shard(totals["unique_id"], shard, N_SHARDS).all()
         seen |= set(totals["unique_id"])
-    assert len(seen) == 8  # every workspace in exactly one shard's read
+    assert len(seen) == 8  # the shards cover every workspace
 
 
-def test_growth_shard_reads_its_users_only_and_the_same_rows(store):
+def test_growth_shard_reads_its_users_only_and_the_same_rows(store, shard_asked):
     whole = user_days_for(store.offline_store_dir, END, 28)
     assert not whole.empty
     parts = []
     for shard in range(N_SHARDS):
+        shard_asked.clear()
         part = user_days_for(store.offline_store_dir, END, 28, (shard, N_SHARDS))
+        assert shard_asked == [(shard, N_SHARDS)]
         want = whole[in_shard(whole["workspace_id"], shard, N_SHARDS)]
         keys = ["workspace_id", "user_id", "day"]
         pd.testing.assert_frame_equal(part.sort_values(keys, ignore_index=True), want.sort_values(keys, ignore_index=True))
@@ -68,7 +89,7 @@ def test_growth_shard_reads_its_users_only_and_the_same_rows(store):
     assert sum(map(len, parts)) == len(whole)
 
 
-def test_peak_usage_shard_reads_its_hours_only_and_the_same_series(store):
+def test_peak_usage_shard_reads_its_hours_only_and_the_same_series(store, shard_asked):
     from pipelines.features.hourly import hourly_series, load_hourly_aggregates
     from pipelines.peak_usage.forecast import PEAK_METRICS, history_days, load_shard_hours
 
@@ -78,6 +99,8 @@ def test_peak_usage_shard_reads_its_hours_only_and_the_same_series(store):
     seen = set()
     for shard in range(N_SHARDS):
         data = load_shard_hours(store, END, shard, N_SHARDS)
+        assert shard_asked == [(shard, N_SHARDS)]
+        shard_asked.clear()
         mine = whole[in_shard(whole["workspace_id"], shard, N_SHARDS)]
         want = hourly_series(mine, END, PEAK_METRICS, since=pd.Timestamp(since))
         if data is None:
